@@ -1,0 +1,46 @@
+# The two commands a fresh machine needs (see README.md): `make lab` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SAMPLE := var/sample.duckdb
+PORT   ?= 8888
+
+.PHONY: lab test sample lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+$(SAMPLE): $(STAMP) $(wildcard sample_data/*)
+	@mkdir -p var
+	$(BIN)/python -m workbench.sample $(SAMPLE) --force
+
+sample: $(SAMPLE)
+
+lab: $(STAMP) $(SAMPLE)
+	WORKBENCH_SAMPLE_STORE=$(CURDIR)/$(SAMPLE) $(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) \
+	    --ServerApp.root_dir=$(CURDIR)/notebooks --LabApp.default_url=/lab/tree/00_start_here.ipynb
+
+test: $(STAMP)
+	$(BIN)/ruff check workbench tests bench
+	$(BIN)/ruff format --check workbench tests bench
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check workbench tests bench
+
+format: $(STAMP)
+	$(BIN)/ruff format workbench tests bench
+	$(BIN)/ruff check --fix workbench tests bench
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python bench/store_bench.py
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

@@ -1,0 +1,72 @@
+"""Shared fixtures: small stores in temporary folders and an event factory."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pytest
+
+import workbench
+from workbench import catalog
+
+_counter = itertools.count(1)
+
+
+def make_event(
+    type: str = "source.submitted", *, lead_id: str = "lead_T1", at=None, **fields
+) -> dict:
+    """A valid event of ``type`` (fields override), timestamped ``at`` (default: now)."""
+    at = at or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    if isinstance(at, dt.datetime):
+        at = at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    event = {
+        "event_id": f"evt_test{next(_counter):016d}",
+        "type": type,
+        "timestamp": at,
+        "lead_id": lead_id,
+        "flow_id": "flow_test",
+        "entity_id": "ent_test",
+        "step_id": "step_test",
+        "duration_ms": 25,
+        "metadata": catalog.example_metadata(type) if type in catalog.DEFAULT_CATALOG else {},
+        "lead_snapshot": {"first_name": "John", "email": "john@example.com", "phone": "5125550123"},
+    }
+    event.update(fields)
+    return event
+
+
+def lead_events(lead_id: str, start: dt.datetime, *, delivered: bool = True) -> list[dict]:
+    """The guide's timeline for one lead: submitted ... delivered/failed, flow.completed."""
+    steps = [
+        ("source.submitted", 33),
+        ("source.accepted", 47),
+        ("enhancement.success", 31),
+        ("filter.passed", 33),
+        ("recipient.delivered" if delivered else "recipient.failed", 75),
+        ("flow.completed", 266),
+    ]
+    out, t = [], start
+    for type_, ms in steps:
+        out.append(make_event(type_, lead_id=lead_id, at=t, duration_ms=ms))
+        t += dt.timedelta(milliseconds=ms)
+    return out
+
+
+@pytest.fixture
+def store():
+    s = workbench.open_store()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def store_path(tmp_path):
+    return tmp_path / "events.duckdb"
+
+
+@pytest.fixture
+def disk_store(store_path):
+    s = workbench.open_store(store_path)
+    yield s
+    s.close()

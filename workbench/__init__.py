@@ -1,0 +1,37 @@
+"""Lead-events workbench: simulate, store and investigate the events of lead flows.
+
+>>> import workbench
+>>> store = workbench.open_store()
+"""
+
+from .catalog import FieldType, event_types, field_type, register_event_type, register_field
+from .store import (
+    EventStore,
+    IngestReport,
+    MoveReport,
+    ReadOnlyStoreError,
+    ReadOnlyViolation,
+    StoreError,
+    StoreLockedError,
+    StoreNotFoundError,
+    VerifyReport,
+    open_store,
+)
+
+__all__ = [
+    "EventStore",
+    "FieldType",
+    "IngestReport",
+    "MoveReport",
+    "ReadOnlyStoreError",
+    "ReadOnlyViolation",
+    "StoreError",
+    "StoreLockedError",
+    "StoreNotFoundError",
+    "VerifyReport",
+    "event_types",
+    "field_type",
+    "open_store",
+    "register_event_type",
+    "register_field",
+]
