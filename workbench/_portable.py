@@ -1,0 +1,70 @@
+"""The SQL subset DuckDB and Spark share, and the one place where they differ.
+
+Analyses are written once. Their text follows the rules below so the same queries can
+run on Spark over the Parquet tiers; ``render(sql, dialect)`` rewrites the single
+construct the engines spell differently: reading a key of a JSON column, written
+``json_field(column, 'key')`` (DuckDB ``json_extract_string``, Spark ``get_json_object``).
+
+Rules (checked by ``check(sql)`` in the tests): ratios as ``CAST(COUNT(*) AS DOUBLE)``
+(Spark reads ``100.0`` as DECIMAL), no ``QUALIFY``, no double-quoted names (Spark reads
+``"timestamp"`` as a string), explicit ``GROUP BY`` columns (no ``GROUP BY ALL``), JSON only
+through ``json_field``, times in UTC, values as named parameters (``$name``).
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["render", "check", "PortabilityError"]
+
+_JSON_FIELD = re.compile(r"json_field\(\s*([\w.]+)\s*,\s*'([\w.]+)'\s*\)")
+
+
+class PortabilityError(ValueError):
+    """SQL that uses a construct outside the shared DuckDB/Spark subset."""
+
+
+def render(sql: str, dialect: str = "duckdb") -> str:
+    """The analysis ``sql`` for ``dialect`` ("duckdb" or "spark").
+
+    >>> render("SELECT json_field(metadata, 'retry_count') FROM events")
+    "SELECT json_extract_string(metadata, '$.retry_count') FROM events"
+    """
+    if dialect == "duckdb":
+        return _JSON_FIELD.sub(r"json_extract_string(\1, '$.\2')", sql)
+    if dialect == "spark":
+        return _JSON_FIELD.sub(r"get_json_object(\1, '$.\2')", sql)
+    raise PortabilityError(f"unknown dialect {dialect!r}; use 'duckdb' or 'spark'")
+
+
+_FORBIDDEN = [
+    (re.compile(r"\bQUALIFY\b", re.I), "QUALIFY (filter on a window in an outer query instead)"),
+    (re.compile(r'"[^"]*"'), "double-quoted names (Spark reads them as strings)"),
+    (re.compile(r"\bGROUP\s+BY\s+ALL\b", re.I), "GROUP BY ALL (spell out the columns)"),
+    (
+        re.compile(r"\b\d+\.\d+\b"),
+        "decimal literals (Spark reads them as DECIMAL; CAST(... AS DOUBLE))",
+    ),
+    (re.compile(r"->>?|::"), "DuckDB-only operators (->, ->>, ::); use json_field() and CAST"),
+    (
+        re.compile(r"\bjson_extract\w*\b|\bget_json_object\b", re.I),
+        "engine JSON functions; use json_field()",
+    ),
+    (re.compile(r"\b(USING\s+SAMPLE|TABLESAMPLE)\b", re.I), "engine-specific sampling"),
+    (
+        re.compile(r"\bNOW\(\)|\bcurrent_timestamp\b", re.I),
+        "the engine's clock; pass $since/$until",
+    ),
+    (re.compile(r"\bstarts_with\b|\bstartswith\b", re.I), "starts_with (use LIKE 'x%')"),
+]
+
+
+def check(sql: str) -> str:
+    """Raise :class:`PortabilityError` naming the first construct outside the subset."""
+    text = re.sub(r"'(?:[^']|'')*'", "''", sql)  # string literals may hold anything
+    text = re.sub(r"--[^\n]*", "", text)
+    for pattern, what in _FORBIDDEN:
+        m = pattern.search(text)
+        if m:
+            raise PortabilityError(f"not portable to Spark: {what} (found {m.group(0)!r})")
+    return sql

@@ -1,0 +1,362 @@
+"""The guide's monitoring rules and automated responses, over sliding windows.
+
+A :class:`Rule` is data: a metric, what to group by, a window, a threshold and the
+responses the guide recommends. ``evaluate`` slides each rule's window over the events
+(default: every 15 minutes) and returns the windows where it fired; ``alerts`` merges
+consecutive firing windows into :class:`Alert` episodes with their recommended actions
+and the evidence behind them (top rejection reasons, example leads, the slow step).
+
+Counts are grouped by 15-minute buckets in SQL and rolled into windows here, so a week
+of events is one query per rule.
+
+>>> fired = alerts(session, since="2026-11-20", until="2026-11-27")    # doctest: +SKIP
+>>> print(fired[0])                                                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+
+import pandas as pd
+
+__all__ = ["Rule", "Alert", "DEFAULT_RULES", "evaluate", "alerts", "check_latest"]
+
+BUCKET = dt.timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One monitoring rule: fire when ``metric`` of a ``group_by`` subject over
+    ``window`` is ``op`` ``threshold`` with at least ``min_count`` in the denominator."""
+
+    name: str
+    description: str
+    metric: str
+    op: str
+    threshold: float
+    window: dt.timedelta
+    group_by: str | None = None
+    min_count: int = 20
+    team: str = "operations"
+    include: str = ""
+    actions: tuple[str, ...] = ()
+
+    def fires(self, value: float) -> bool:
+        return value > self.threshold if self.op == ">" else value < self.threshold
+
+    def with_(self, **changes) -> Rule:
+        """A copy with some settings changed, e.g. ``rule.with_(threshold=0.4)``."""
+        return replace(self, **changes)
+
+
+#: The guide's Event-Driven Workflows section as rules.
+DEFAULT_RULES: tuple[Rule, ...] = (
+    Rule(
+        name="quality",
+        description="Rejection rate > 30% in the last hour",
+        metric="rejection_rate",
+        op=">",
+        threshold=0.30,
+        window=dt.timedelta(hours=1),
+        min_count=30,
+        team="operations",
+        include="top rejection reasons",
+        actions=("Alert the operations team", "Look at the top rejection reasons below"),
+    ),
+    Rule(
+        name="performance",
+        description="Average duration > 2000 ms for a step",
+        metric="avg_duration_ms",
+        op=">",
+        threshold=2000,
+        window=dt.timedelta(hours=1),
+        group_by="step_name",
+        min_count=20,
+        team="technical",
+        include="affected step details",
+        actions=("Alert the technical team", "Check {subject}: latency, timeouts, errors"),
+    ),
+    Rule(
+        name="source_management",
+        description="Source rejection rate > 50%",
+        metric="source_rejection_rate",
+        op=">",
+        threshold=0.50,
+        window=dt.timedelta(hours=3),
+        group_by="source",
+        min_count=30,
+        team="source management",
+        include="example rejected leads",
+        actions=(
+            "Reduce {subject}'s volume cap",
+            "Notify {subject} of the issues",
+            "Send {subject} the example leads and reasons below",
+        ),
+    ),
+    Rule(
+        name="buyer_optimization",
+        description="Buyer acceptance < 70%",
+        metric="acceptance_rate",
+        op="<",
+        threshold=0.70,
+        window=dt.timedelta(hours=3),
+        group_by="recipient",
+        min_count=30,
+        team="buyer management",
+        include="rejection reasons",
+        actions=(
+            "Review {subject}'s rejection reasons",
+            "Adjust the pre-filters for {subject}",
+            "Update the field mappings for {subject}",
+        ),
+    ),
+)
+
+# Per 15-minute bucket: numerator and denominator of each metric, per subject.
+_BUCKETS = """
+SELECT date_trunc('hour', e.timestamp)
+         + to_minutes(CAST(floor(minute(e.timestamp) / 15) * 15 AS BIGINT)) AS bucket,
+       {subject} AS subject,
+       {num} AS num,
+       {den} AS den
+FROM events e {join}
+WHERE e.timestamp >= $since AND e.timestamp < $until {where}
+GROUP BY 1, 2
+"""
+
+_METRICS = {
+    # leads rejected at the source or by a filter, over leads submitted
+    "rejection_rate": dict(
+        num="COUNT(CASE WHEN e.type IN ('source.rejected', 'filter.failed') AND e.outcome = 'failure' THEN 1 END)",
+        den="COUNT(CASE WHEN e.type = 'source.submitted' THEN 1 END)",
+        where="AND e.type IN ('source.submitted', 'source.rejected', 'filter.failed')",
+    ),
+    "avg_duration_ms": dict(
+        num="SUM(e.duration_ms)",
+        den="COUNT(e.duration_ms)",
+        where="AND e.type NOT IN ('flow.completed', 'feedback.received', 'feedback.processed')",
+    ),
+    "source_rejection_rate": dict(
+        num="COUNT(CASE WHEN e.type IN ('source.rejected', 'filter.failed') AND e.outcome = 'failure' THEN 1 END)",
+        den="COUNT(CASE WHEN e.type = 'source.submitted' THEN 1 END)",
+        where="AND e.type IN ('source.submitted', 'source.rejected', 'filter.failed')",
+        join="LEFT JOIN lead_summary s ON s.lead_id = e.lead_id",
+        subject="coalesce(s.source, 'unknown')",
+    ),
+    "acceptance_rate": dict(
+        num="COUNT(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success' THEN 1 END)",
+        den="COUNT(CASE WHEN e.type IN ('recipient.delivered', 'recipient.failed') THEN 1 END)",
+        where="AND e.type IN ('recipient.delivered', 'recipient.failed')",
+    ),
+}
+
+_SUBJECTS = {None: "'all leads'", "step_name": "e.step_name", "recipient": "e.entity_name",
+             "source": "coalesce(s.source, 'unknown')"}  # fmt: skip
+
+
+def _bucket_sql(rule: Rule) -> str:
+    m = _METRICS.get(rule.metric)
+    if m is None:
+        raise ValueError(
+            f"rule {rule.name!r}: unknown metric {rule.metric!r}; known: {', '.join(_METRICS)}"
+        )
+    if rule.group_by not in _SUBJECTS:
+        raise ValueError(
+            f"rule {rule.name!r}: cannot group by {rule.group_by!r}; use {list(_SUBJECTS)}"
+        )
+    join = m.get("join", "")
+    subject = m.get("subject") or _SUBJECTS[rule.group_by]
+    if rule.group_by == "source" and not join:
+        join = "LEFT JOIN lead_summary s ON s.lead_id = e.lead_id"
+    return _BUCKETS.format(subject=subject, num=m["num"], den=m["den"], join=join, where=m["where"])
+
+
+def _utc(value, what: str) -> dt.datetime | None:
+    if value is None:
+        return None
+    ts = pd.Timestamp(value)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.to_pydatetime()
+
+
+def _range(session, since, until) -> tuple[dt.datetime, dt.datetime]:
+    since, until = _utc(since, "since"), _utc(until, "until")
+    if since is None or until is None:
+        b = session.sql("SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM events")
+        if pd.isna(b.lo.iloc[0]):
+            now = dt.datetime.now(dt.UTC)
+            return now, now
+        since = since or b.lo.iloc[0].to_pydatetime()
+        until = until or (b.hi.iloc[0].to_pydatetime() + dt.timedelta(milliseconds=1))
+    return since, until
+
+
+def evaluate(
+    session, rules=DEFAULT_RULES, *, since=None, until=None, step: dt.timedelta = BUCKET
+) -> pd.DataFrame:
+    """Every window (sliding by ``step``) in which a rule fired.
+
+    Columns: rule, subject, window_start, window_end, value, threshold, count (the
+    metric's denominator), team. Empty when nothing fired.
+    """
+    if step % BUCKET:
+        raise ValueError(f"step must be a multiple of {BUCKET}")
+    since, until = _range(session, since, until)
+    out = []
+    for rule in rules:
+        raw = session.sql(_bucket_sql(rule), {"since": since, "until": until})
+        if raw.empty:
+            continue
+        raw["bucket"] = pd.to_datetime(raw.bucket, utc=True)
+        n = int(rule.window / BUCKET)
+        grid = pd.date_range(pd.Timestamp(since).floor("15min"), pd.Timestamp(until).ceil("15min"),
+                             freq="15min", tz="UTC")  # fmt: skip
+        for subject, part in raw.groupby("subject"):
+            series = (
+                part.set_index("bucket")[["num", "den"]].astype(float).reindex(grid, fill_value=0.0)
+            )
+            rolled = series.rolling(n, min_periods=n).sum()
+            rolled = rolled.iloc[:: int(step / BUCKET)]
+            rolled = rolled[rolled.den >= rule.min_count]
+            value = rolled.num / rolled.den
+            hit = value[[rule.fires(v) for v in value]]
+            for end, v in hit.items():
+                start = end - rule.window + BUCKET
+                if start < pd.Timestamp(since):
+                    continue
+                out.append(
+                    {
+                        "rule": rule.name, "subject": subject, "window_start": start,
+                        "window_end": end + BUCKET, "value": v, "threshold": rule.threshold,
+                        "count": int(rolled.den[end]), "team": rule.team,
+                    }
+                )  # fmt: skip
+    df = pd.DataFrame(out, columns=["rule", "subject", "window_start", "window_end", "value",
+                                    "threshold", "count", "team"])  # fmt: skip
+    df.attrs.update(title="Alert windows", since=since, until=until)
+    return df.sort_values(["window_start", "rule", "subject"]).reset_index(drop=True)
+
+
+@dataclass(frozen=True, eq=False)
+class Alert:
+    """A rule firing for a subject over one stretch of time, with what to do about it."""
+
+    rule: Rule
+    subject: str
+    started: pd.Timestamp
+    ended: pd.Timestamp
+    peak: float
+    windows: int
+    actions: tuple[str, ...]
+    evidence: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"Alert(rule={self.rule.name!r}, subject={self.subject!r}, started={self.started}, "
+            f"ended={self.ended}, peak={self.peak:.3g})"
+        )
+
+    @property
+    def message(self) -> str:
+        what = (
+            self.rule.description.replace("a step", self.subject)
+            .replace("Source", self.subject)
+            .replace("Buyer", self.subject)
+        )
+        shown = f"{self.peak:.0%}" if self.rule.threshold < 1 else f"{self.peak:,.0f} ms"
+        return (
+            f"[{self.rule.team}] {what}: peaked at {shown} between "
+            f"{self.started:%Y-%m-%d %H:%M} and {self.ended:%Y-%m-%d %H:%M} UTC"
+        )
+
+    def __str__(self) -> str:
+        lines = [self.message, *(f"  -> {a}" for a in self.actions)]
+        if len(self.evidence):
+            lines.append(f"  evidence ({self.rule.include}):")
+            lines += [
+                "    " + line for line in self.evidence.head(5).to_string(index=False).splitlines()
+            ]
+        return "\n".join(lines)
+
+
+def alerts(
+    session, rules=DEFAULT_RULES, *, since=None, until=None, evidence: bool = True
+) -> list[Alert]:
+    """Alert episodes: consecutive firing windows of a rule and subject merged, with
+    the guide's automated responses as recommended actions and their evidence."""
+    windows = evaluate(session, rules, since=since, until=until)
+    by_name = {r.name: r for r in rules}
+    out: list[Alert] = []
+    for (name, subject), part in windows.groupby(["rule", "subject"], sort=False):
+        rule = by_name[name]
+        part = part.sort_values("window_start")
+        # windows that overlap or touch belong to one episode
+        episode = (
+            part.window_start > part.window_end.shift().fillna(part.window_start.iloc[0])
+        ).cumsum()
+        for _, ep in part.groupby(episode):
+            start, end = ep.window_start.min(), ep.window_end.max()
+            peak = ep.value.max() if rule.op == ">" else ep.value.min()
+            ev = _evidence(session, rule, subject, start, end) if evidence else pd.DataFrame()
+            actions = tuple(a.format(subject=subject) for a in rule.actions)
+            out.append(Alert(rule, str(subject), start, end, float(peak), len(ep), actions, ev))
+    return sorted(out, key=lambda a: (a.started, a.rule.name, a.subject))
+
+
+def check_latest(session, rules=DEFAULT_RULES, *, now=None) -> list[Alert]:
+    """Real-time check: the rules over the window ending ``now`` (default: the latest event)."""
+    if now is None:
+        hi = session.sql("SELECT max(timestamp) AS hi FROM events").hi.iloc[0]
+        if pd.isna(hi):
+            return []
+        now = hi.to_pydatetime() + dt.timedelta(milliseconds=1)
+    now = _utc(now, "now")
+    longest = max(r.window for r in rules)
+    end = pd.Timestamp(now).ceil("15min")
+    return [a for a in alerts(session, rules, since=end - longest, until=end) if a.ended >= end]
+
+
+_EVIDENCE = {
+    "rejection_rate": """
+SELECT e.type AS stage, coalesce(e.rejection_reason, 'unknown') AS rejection_reason, COUNT(*) AS rejections
+FROM events e
+WHERE e.timestamp >= $since AND e.timestamp < $until
+  AND e.type IN ('source.rejected', 'filter.failed') AND e.outcome = 'failure'
+GROUP BY 1, 2 ORDER BY rejections DESC LIMIT 5
+""",
+    "source_rejection_rate": """
+SELECT min(e.lead_id) AS example_lead, coalesce(e.rejection_reason, 'unknown') AS rejection_reason,
+       COUNT(*) AS rejections
+FROM events e JOIN lead_summary s ON s.lead_id = e.lead_id
+WHERE e.timestamp >= $since AND e.timestamp < $until AND s.source = $subject
+  AND e.type IN ('source.rejected', 'filter.failed') AND e.outcome = 'failure'
+GROUP BY 2 ORDER BY rejections DESC LIMIT 5
+""",
+    "avg_duration_ms": """
+SELECT e.type, COUNT(*) AS executions, AVG(e.duration_ms) AS avg_ms, MAX(e.duration_ms) AS max_ms,
+       COUNT(CASE WHEN e.outcome = 'error' THEN 1 END) AS errors,
+       COUNT(CASE WHEN e.error_type = 'timeout' THEN 1 END) AS timeouts
+FROM events e
+WHERE e.timestamp >= $since AND e.timestamp < $until AND e.step_name = $subject
+GROUP BY 1 ORDER BY executions DESC
+""",
+    "acceptance_rate": """
+SELECT coalesce(e.rejection_reason, 'unknown') AS rejection_reason, COUNT(*) AS rejections,
+       min(e.lead_id) AS example_lead
+FROM events e
+WHERE e.timestamp >= $since AND e.timestamp < $until AND e.entity_name = $subject
+  AND e.type = 'recipient.failed'
+GROUP BY 1 ORDER BY rejections DESC LIMIT 5
+""",
+}
+
+
+def _evidence(session, rule: Rule, subject, start, end) -> pd.DataFrame:
+    sql = _EVIDENCE.get(rule.metric)
+    if sql is None:
+        return pd.DataFrame()
+    params = {"since": start.to_pydatetime(), "until": end.to_pydatetime()}
+    if "$subject" in sql:
+        params["subject"] = subject
+    return session.sql(sql, params)

@@ -1,0 +1,725 @@
+"""The guide's analyses over many leads, each a function returning a DataFrame.
+
+Every function takes a Session (anything with ``sql(query, params)``), reads through
+it, and returns a plain DataFrame whose ``attrs`` say what it is: ``title``,
+``date_basis`` (``"event date"``: events counted when they happened, or ``"submission
+date"``: leads counted by when they arrived, so late feedback is credited to the
+lead's own day — the two disagree when feedback comes days later) and the ``sql``
+that ran. The SQL is the subset DuckDB and Spark share (see ``workbench._portable``),
+so the same text can run over the Parquet tiers on a cluster.
+
+>>> import workbench
+>>> session = workbench.open_store()          # a Session in notebooks; anything with .sql()
+>>> rejection_analysis(session).attrs["date_basis"]
+'event date'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from . import _portable
+
+__all__ = [
+    "step_durations",
+    "step_duration_samples",
+    "success_rates",
+    "rejection_analysis",
+    "enhancement_value",
+    "source_performance",
+    "buyer_behaviour",
+    "buyer_acceptance_by_hour",
+    "buyer_rejection_reasons",
+    "funnel_by_source",
+    "lead_paths",
+    "events_by_hour",
+    "business_hours_check",
+    "errors_by_type",
+    "timeouts_over_time",
+    "retry_effectiveness",
+    "QUERIES",
+]
+
+EVENT_DATE = "event date"
+SUBMISSION_DATE = "submission date"
+BASES = {"event": EVENT_DATE, "submission": SUBMISSION_DATE}
+
+#: Every analysis query by name, for the portability checks and for reading.
+QUERIES: dict[str, str] = {}
+
+
+def _q(name: str, sql: str) -> str:
+    QUERIES[name] = sql
+    return sql
+
+
+def _utc(value, what: str) -> dt.datetime:
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{what}={value!r} is not an ISO-8601 date or time") from None
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day)
+    if not isinstance(value, dt.datetime):
+        raise ValueError(f"{what} must be a datetime or ISO-8601 text, not {type(value).__name__}")
+    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+
+
+_FAR_PAST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+
+
+def _window(since, until) -> dict:
+    return {
+        "since": _FAR_PAST if since is None else _utc(since, "since"),
+        "until": _FAR_FUTURE if until is None else _utc(until, "until"),
+    }
+
+
+def _basis(basis: str) -> str:
+    if basis not in BASES:
+        raise ValueError(f"basis={basis!r}: use 'submission' (by when leads arrived) or 'event'")
+    return BASES[basis]
+
+
+def _run(session, name: str, params: dict, *, title: str, basis: str, **attrs) -> pd.DataFrame:
+    sql = _portable.render(QUERIES[name])
+    df = session.sql(sql, params)
+    df.attrs.update(title=title, date_basis=basis, sql=sql, **attrs)
+    return df
+
+
+def _tz(tz: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz)
+    except Exception:
+        raise ValueError(
+            f"unknown time zone {tz!r}; use an IANA name such as 'America/Chicago'"
+        ) from None
+
+
+# --------------------------------------------------------------------------- performance
+
+_q(
+    "step_durations",
+    """
+SELECT step_name,
+       AVG(duration_ms) AS avg_duration,
+       MIN(duration_ms) AS min_duration,
+       MAX(duration_ms) AS max_duration,
+       COUNT(*) AS executions
+FROM events
+WHERE timestamp >= $since AND timestamp < $until
+  AND duration_ms IS NOT NULL AND type <> 'flow.completed'
+GROUP BY step_name
+ORDER BY avg_duration DESC
+""",
+)
+
+
+def step_durations(session, *, since=None, until=None) -> pd.DataFrame:
+    """The guide's Step Duration analysis: average, min, max and count per step.
+
+    ``flow.completed`` is left out: its duration is the whole flow's, not a step's.
+
+    >>> step_durations(session, since="2026-11-20").columns.tolist()[:2]   # doctest: +SKIP
+    ['step_name', 'avg_duration']
+    """
+    return _run(
+        session, "step_durations", _window(since, until), title="Step durations", basis=EVENT_DATE
+    )
+
+
+_q(
+    "step_duration_samples",
+    """
+SELECT step_name, duration_ms
+FROM events
+WHERE timestamp >= $since AND timestamp < $until
+  AND duration_ms IS NOT NULL AND type <> 'flow.completed'
+  AND seq % $every = 0
+""",
+)
+
+
+def step_duration_samples(
+    session, *, since=None, until=None, max_rows: int = 50_000
+) -> pd.DataFrame:
+    """Durations of (about ``max_rows``) step events, for a box plot per step.
+
+    Every k-th event by seq is kept, so the sample is spread evenly and repeatable."""
+    counts = session.sql(
+        "SELECT COUNT(*) AS n FROM events WHERE timestamp >= $since AND timestamp < $until",
+        _window(since, until),
+    )
+    every = max(1, int(counts.n.iloc[0]) // max_rows + 1)
+    return _run(
+        session,
+        "step_duration_samples",
+        {**_window(since, until), "every": every},
+        title="Step duration samples",
+        basis=EVENT_DATE,
+        every=every,
+    )
+
+
+_q(
+    "success_rates",
+    """
+SELECT type, outcome,
+       COUNT(*) AS count,
+       CAST(COUNT(*) AS DOUBLE) * 100 / SUM(COUNT(*)) OVER (PARTITION BY type) AS percentage
+FROM events
+WHERE type LIKE $types AND timestamp >= $since AND timestamp < $until
+GROUP BY type, outcome
+ORDER BY type, outcome
+""",
+)
+
+
+def success_rates(session, types: str = "recipient.%", *, since=None, until=None) -> pd.DataFrame:
+    """The guide's Success Rates: outcome counts and percentage per event type.
+
+    ``types`` is a LIKE pattern (default ``'recipient.%'``, as in the guide)."""
+    return _run(
+        session,
+        "success_rates",
+        {"types": types, **_window(since, until)},
+        title=f"Success rates of {types}",
+        basis=EVENT_DATE,
+    )
+
+
+# --------------------------------------------------------------------------- quality
+
+_REJECTION_TYPES = ("source.rejected", "filter.failed", "recipient.failed")
+
+_q(
+    "rejection_analysis",
+    """
+SELECT e.type AS stage,
+       COALESCE(e.rejection_reason, 'unknown') AS rejection_reason,
+       COUNT(*) AS rejections,
+       CAST(COUNT(*) AS DOUBLE) / SUM(COUNT(*)) OVER (PARTITION BY e.type) AS share
+FROM events e
+WHERE e.outcome = 'failure' AND e.type IN ('source.rejected', 'filter.failed', 'recipient.failed')
+  AND e.timestamp >= $since AND e.timestamp < $until
+GROUP BY e.type, COALESCE(e.rejection_reason, 'unknown')
+ORDER BY stage, rejections DESC
+""",
+)
+_q(
+    "rejection_analysis_by_source",
+    """
+SELECT e.type AS stage,
+       COALESCE(e.rejection_reason, 'unknown') AS rejection_reason,
+       COALESCE(s.source, 'unknown') AS source,
+       COUNT(*) AS rejections,
+       CAST(COUNT(*) AS DOUBLE) / SUM(COUNT(*)) OVER (PARTITION BY e.type) AS share
+FROM events e
+LEFT JOIN lead_summary s ON s.lead_id = e.lead_id
+WHERE e.outcome = 'failure' AND e.type IN ('source.rejected', 'filter.failed', 'recipient.failed')
+  AND e.timestamp >= $since AND e.timestamp < $until
+GROUP BY e.type, COALESCE(e.rejection_reason, 'unknown'), COALESCE(s.source, 'unknown')
+ORDER BY stage, rejections DESC
+""",
+)
+
+
+def rejection_analysis(
+    session,
+    stages=_REJECTION_TYPES,
+    *,
+    by_source: bool = False,
+    since=None,
+    until=None,
+) -> pd.DataFrame:
+    """Why leads are rejected: rejections per reason and their share within each stage
+    (source.rejected, filter.failed, recipient.failed). ``by_source=True`` traces each
+    rejection back to the lead's source (the guide's Data Quality Patterns)."""
+    stages = [stages] if isinstance(stages, str) else list(stages)
+    unknown = [x for x in stages if x not in _REJECTION_TYPES]
+    if unknown:
+        raise ValueError(
+            f"stages {unknown} are not rejection events; use {', '.join(_REJECTION_TYPES)}"
+        )
+    df = _run(
+        session,
+        "rejection_analysis_by_source" if by_source else "rejection_analysis",
+        _window(since, until),
+        title="Rejections by reason" + (" and source" if by_source else ""),
+        basis=EVENT_DATE,
+    )
+    # the share is within each stage, so keeping some stages leaves the others' intact
+    out = df[df.stage.isin(stages)].reset_index(drop=True)
+    out.attrs.update(df.attrs)
+    return out
+
+
+_q(
+    "enhancement_value",
+    """
+SELECT CASE WHEN x.lead_id IS NULL THEN 'without' ELSE 'with' END AS grp,
+       COUNT(*) AS leads,
+       COUNT(CASE WHEN s.delivered THEN 1 END) AS delivered,
+       CAST(COUNT(CASE WHEN s.delivered THEN 1 END) AS DOUBLE) / COUNT(*) AS delivery_rate,
+       SUM(COALESCE(x.cost, 0)) AS enhancement_cost,
+       SUM(s.revenue) AS revenue
+FROM lead_summary s
+LEFT JOIN (
+    SELECT lead_id, SUM(cost) AS cost
+    FROM events
+    WHERE type = 'enhancement.success' AND entity_name = $service
+    GROUP BY lead_id
+) x ON x.lead_id = s.lead_id
+WHERE s.accepted AND s.submitted_at >= $since AND s.submitted_at < $until
+GROUP BY CASE WHEN x.lead_id IS NULL THEN 'without' ELSE 'with' END
+ORDER BY grp
+""",
+)
+
+
+def enhancement_value(
+    session, service: str = "Phone Validation", *, since=None, until=None
+) -> pd.DataFrame:
+    """Is an enhancement worth it? Accepted leads with and without a successful
+    ``service`` call: delivery rate, cost, revenue, and the revenue the difference in
+    delivery rate is worth (``added_revenue``, on the "with" row).
+
+    Compares leads as they came; a difference can also come from which leads get the
+    enhancement, so read it beside the flow's routing rules."""
+    df = _run(
+        session,
+        "enhancement_value",
+        {"service": service, **_window(since, until)},
+        title=f"Value of {service}",
+        basis=SUBMISSION_DATE,
+        service=service,
+    ).rename(columns={"grp": "group"})
+    df["cost_per_lead"] = df.enhancement_cost / df.leads
+    rates = df.set_index("group").delivery_rate
+    with_ = df.group == "with"
+    if with_.any() and "without" in rates.index:
+        per_delivery = df.loc[with_, "revenue"].iloc[0] / max(df.loc[with_, "delivered"].iloc[0], 1)
+        uplift = rates["with"] - rates["without"]
+        df["added_revenue"] = [
+            uplift * n * per_delivery if g == "with" else 0.0
+            for g, n in zip(df.group, df.leads, strict=True)
+        ]
+        df.attrs["delivery_rate_uplift"] = uplift
+    else:
+        df["added_revenue"] = 0.0
+    return df
+
+
+# --------------------------------------------------------------------------- business
+
+
+_q(
+    "source_performance_submission",
+    """
+SELECT COALESCE(source, 'unknown') AS source,
+       COUNT(CASE WHEN submitted THEN 1 END) AS submitted,
+       COUNT(CASE WHEN accepted THEN 1 END) AS accepted,
+       CAST(COUNT(CASE WHEN accepted THEN 1 END) AS DOUBLE)
+           / NULLIF(COUNT(CASE WHEN submitted THEN 1 END), 0) AS acceptance_rate,
+       COUNT(CASE WHEN delivered THEN 1 END) AS delivered,
+       CAST(COUNT(CASE WHEN delivered THEN 1 END) AS DOUBLE)
+           / NULLIF(COUNT(CASE WHEN accepted THEN 1 END), 0) AS delivery_rate,
+       SUM(lead_cost) AS lead_cost,
+       SUM(enhancement_cost) AS enhancement_cost,
+       SUM(revenue) AS revenue,
+       SUM(revenue) - SUM(total_cost) AS profit
+FROM lead_summary
+WHERE submitted_at >= $since AND submitted_at < $until
+GROUP BY COALESCE(source, 'unknown')
+ORDER BY profit DESC
+""",
+)
+_q(
+    "source_performance_event",
+    """
+SELECT COALESCE(s.source, 'unknown') AS source,
+       COUNT(CASE WHEN e.type = 'source.submitted' THEN 1 END) AS submitted,
+       COUNT(CASE WHEN e.type = 'source.accepted' THEN 1 END) AS accepted,
+       CAST(COUNT(CASE WHEN e.type = 'source.accepted' THEN 1 END) AS DOUBLE)
+           / NULLIF(COUNT(CASE WHEN e.type = 'source.submitted' THEN 1 END), 0) AS acceptance_rate,
+       COUNT(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success' THEN 1 END) AS delivered,
+       CAST(COUNT(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success' THEN 1 END) AS DOUBLE)
+           / NULLIF(COUNT(CASE WHEN e.type = 'source.accepted' THEN 1 END), 0) AS delivery_rate,
+       SUM(CASE WHEN e.type LIKE 'source.%' THEN COALESCE(e.cost, 0) ELSE 0 END) AS lead_cost,
+       SUM(CASE WHEN e.type LIKE 'enhancement.%' THEN COALESCE(e.cost, 0) ELSE 0 END) AS enhancement_cost,
+       SUM(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success'
+                THEN COALESCE(e.revenue, 0) ELSE 0 END) AS revenue,
+       SUM(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success'
+                THEN COALESCE(e.revenue, 0) ELSE 0 END) - SUM(COALESCE(e.cost, 0)) AS profit
+FROM events e
+LEFT JOIN lead_summary s ON s.lead_id = e.lead_id
+WHERE e.timestamp >= $since AND e.timestamp < $until
+GROUP BY COALESCE(s.source, 'unknown')
+ORDER BY profit DESC
+""",
+)
+
+
+def source_performance(
+    session, *, basis: str = "submission", since=None, until=None
+) -> pd.DataFrame:
+    """The guide's Source Performance: per source, leads submitted, acceptance rate,
+    enhancement cost, delivery rate (delivered / accepted), revenue and profit
+    (revenue minus lead and enhancement costs).
+
+    ``basis="submission"`` counts leads submitted in the window with everything that
+    later happened to them; ``basis="event"`` counts what happened in the window."""
+    label = _basis(basis)
+    return _run(
+        session,
+        f"source_performance_{basis}",
+        _window(since, until),
+        title="Source performance",
+        basis=label,
+    )
+
+
+_q(
+    "buyer_behaviour",
+    """
+SELECT e.entity_name AS recipient,
+       COUNT(*) AS attempts,
+       COUNT(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success' THEN 1 END) AS accepted,
+       COUNT(CASE WHEN e.type = 'recipient.failed' THEN 1 END) AS rejected,
+       COUNT(CASE WHEN e.type = 'recipient.error' THEN 1 END) AS errors,
+       CAST(COUNT(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success' THEN 1 END) AS DOUBLE)
+           / NULLIF(COUNT(CASE WHEN e.type IN ('recipient.delivered', 'recipient.failed') THEN 1 END), 0)
+           AS acceptance_rate,
+       AVG(e.duration_ms) AS avg_response_ms,
+       SUM(COALESCE(e.revenue, 0)) AS revenue,
+       SUM(COALESCE(e.revenue, 0))
+           / NULLIF(COUNT(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success' THEN 1 END), 0)
+           AS revenue_per_lead,
+       MAX(f.conversions) AS conversions,
+       MAX(f.returns) AS returns
+FROM events e
+LEFT JOIN (
+    SELECT entity_name,
+           COUNT(CASE WHEN json_field(metadata, 'feedback_type') = 'conversion' THEN 1 END) AS conversions,
+           COUNT(CASE WHEN json_field(metadata, 'feedback_type') = 'return' THEN 1 END) AS returns
+    FROM events
+    WHERE type = 'feedback.received' AND timestamp >= $since AND timestamp < $until
+    GROUP BY entity_name
+) f ON f.entity_name = e.entity_name
+WHERE e.type LIKE 'recipient.%' AND e.timestamp >= $since AND e.timestamp < $until
+GROUP BY e.entity_name
+ORDER BY acceptance_rate
+""",
+)
+
+
+def buyer_behaviour(session, *, since=None, until=None) -> pd.DataFrame:
+    """The guide's Buyer Behavior: per buyer, attempts, acceptance rate, average
+    response time, revenue per accepted lead, and feedback quality (conversions and
+    returns per accepted lead)."""
+    df = _run(
+        session, "buyer_behaviour", _window(since, until), title="Buyer behaviour", basis=EVENT_DATE
+    )
+    for col in ("conversions", "returns"):
+        df[col] = df[col].fillna(0).astype("int64")  # buyers with no feedback yet
+    df["conversion_rate"] = df.conversions / df.accepted.where(df.accepted > 0)
+    df["return_rate"] = df.returns / df.accepted.where(df.accepted > 0)
+    return df
+
+
+_q(
+    "recipient_hours",
+    """
+SELECT entity_name AS recipient,
+       date_trunc('hour', timestamp) AS hour_utc,
+       COUNT(CASE WHEN type = 'recipient.delivered' AND outcome = 'success' THEN 1 END) AS accepted,
+       COUNT(CASE WHEN type IN ('recipient.delivered', 'recipient.failed') THEN 1 END) AS decided
+FROM events
+WHERE type IN ('recipient.delivered', 'recipient.failed')
+  AND timestamp >= $since AND timestamp < $until
+GROUP BY entity_name, date_trunc('hour', timestamp)
+""",
+)
+
+
+def _local_hours(df: pd.DataFrame, tz: str, column: str = "hour_utc") -> pd.Series:
+    stamps = pd.to_datetime(df[column], utc=True)
+    return stamps.dt.tz_convert(_tz(tz)).dt.hour
+
+
+def buyer_acceptance_by_hour(session, *, tz: str = "UTC", since=None, until=None) -> pd.DataFrame:
+    """Each buyer's acceptance rate by hour of day in time zone ``tz``.
+
+    Counts are grouped by UTC hour in SQL and mapped to local hours here, so days
+    that change their UTC offset are placed correctly."""
+    raw = _run(session, "recipient_hours", _window(since, until), title="", basis=EVENT_DATE)
+    raw["hour"] = _local_hours(raw, tz)
+    df = raw.groupby(["recipient", "hour"], as_index=False)[["accepted", "decided"]].sum()
+    df["acceptance_rate"] = df.accepted / df.decided
+    df.attrs.update(raw.attrs, title=f"Buyer acceptance by hour ({tz})", tz=tz)
+    return df
+
+
+_q(
+    "buyer_rejection_reasons",
+    """
+SELECT entity_name AS recipient,
+       COALESCE(rejection_reason, 'unknown') AS rejection_reason,
+       COUNT(*) AS rejections,
+       CAST(COUNT(*) AS DOUBLE) / SUM(COUNT(*)) OVER (PARTITION BY entity_name) AS share
+FROM events
+WHERE type = 'recipient.failed' AND timestamp >= $since AND timestamp < $until
+GROUP BY entity_name, COALESCE(rejection_reason, 'unknown')
+ORDER BY recipient, rejections DESC
+""",
+)
+
+
+def buyer_rejection_reasons(session, *, since=None, until=None) -> pd.DataFrame:
+    """Each buyer's rejection reasons and their share of that buyer's rejections."""
+    return _run(
+        session,
+        "buyer_rejection_reasons",
+        _window(since, until),
+        title="Buyer rejection reasons",
+        basis=EVENT_DATE,
+    )
+
+
+_q(
+    "funnel_submission",
+    """
+SELECT COALESCE(source, 'unknown') AS source,
+       COUNT(CASE WHEN submitted THEN 1 END) AS submitted,
+       COUNT(CASE WHEN accepted THEN 1 END) AS accepted,
+       COUNT(CASE WHEN delivered THEN 1 END) AS delivered,
+       COUNT(CASE WHEN converted THEN 1 END) AS converted
+FROM lead_summary
+WHERE submitted_at >= $since AND submitted_at < $until
+GROUP BY COALESCE(source, 'unknown')
+ORDER BY submitted DESC
+""",
+)
+_q(
+    "funnel_event",
+    """
+SELECT COALESCE(s.source, 'unknown') AS source,
+       COUNT(CASE WHEN e.type = 'source.submitted' THEN 1 END) AS submitted,
+       COUNT(CASE WHEN e.type = 'source.accepted' THEN 1 END) AS accepted,
+       COUNT(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success' THEN 1 END) AS delivered,
+       COUNT(CASE WHEN e.type = 'feedback.received'
+                 AND json_field(e.metadata, 'feedback_type') = 'conversion' THEN 1 END) AS converted
+FROM events e
+LEFT JOIN lead_summary s ON s.lead_id = e.lead_id
+WHERE e.type IN ('source.submitted', 'source.accepted', 'recipient.delivered', 'feedback.received')
+  AND e.timestamp >= $since AND e.timestamp < $until
+GROUP BY COALESCE(s.source, 'unknown')
+ORDER BY submitted DESC
+""",
+)
+
+
+def funnel_by_source(session, *, basis: str = "submission", since=None, until=None) -> pd.DataFrame:
+    """Submitted -> accepted -> delivered -> converted, per source, with stage rates.
+
+    By submission date a conversion that arrives days later is credited to the window
+    its lead arrived in; by event date it counts in the window it happened."""
+    label = _basis(basis)
+    df = _run(
+        session, f"funnel_{basis}", _window(since, until), title="Funnel by source", basis=label
+    )
+    for a, b in (("accepted", "submitted"), ("delivered", "accepted"), ("converted", "delivered")):
+        df[f"{a}_rate"] = df[a] / df[b].where(df[b] > 0)
+    return df
+
+
+_q(
+    "lead_paths",
+    """
+SELECT COALESCE(source, 'unknown') AS source,
+       outcome,
+       COALESCE(recipient, '(no buyer)') AS recipient,
+       COUNT(*) AS leads
+FROM lead_summary
+WHERE submitted_at >= $since AND submitted_at < $until
+GROUP BY COALESCE(source, 'unknown'), outcome, COALESCE(recipient, '(no buyer)')
+ORDER BY leads DESC
+""",
+)
+
+
+def lead_paths(session, *, since=None, until=None) -> pd.DataFrame:
+    """Source -> outcome -> buyer with the number of leads on each path (a Sankey's input)."""
+    return _run(
+        session, "lead_paths", _window(since, until), title="Lead paths", basis=SUBMISSION_DATE
+    )
+
+
+# --------------------------------------------------------------------------- debugging many
+
+_q(
+    "events_by_hour",
+    """
+SELECT date_trunc('hour', timestamp) AS hour_utc,
+       type,
+       COUNT(*) AS events,
+       COUNT(CASE WHEN outcome IN ('failure', 'error') THEN 1 END) AS failures
+FROM events
+WHERE type LIKE $types AND timestamp >= $since AND timestamp < $until
+GROUP BY date_trunc('hour', timestamp), type
+""",
+)
+
+
+def events_by_hour(
+    session, types: str = "%", *, tz: str = "UTC", since=None, until=None
+) -> pd.DataFrame:
+    """Time-based patterns: events and failures by hour of day in ``tz`` per type."""
+    raw = _run(
+        session,
+        "events_by_hour",
+        {"types": types, **_window(since, until)},
+        title="",
+        basis=EVENT_DATE,
+    )
+    raw["hour"] = _local_hours(raw, tz)
+    df = raw.groupby(["type", "hour"], as_index=False)[["events", "failures"]].sum()
+    df["failure_rate"] = df.failures / df.events
+    df.attrs.update(raw.attrs, title=f"Events by hour of day ({tz})", tz=tz)
+    return df
+
+
+_q(
+    "filter_hours",
+    """
+SELECT entity_name AS filter,
+       COALESCE(rejection_reason, '') AS rejection_reason,
+       date_trunc('hour', timestamp) AS hour_utc,
+       COUNT(CASE WHEN type = 'filter.failed' THEN 1 END) AS failed,
+       COUNT(*) AS evaluated
+FROM events
+WHERE type IN ('filter.passed', 'filter.failed') AND timestamp >= $since AND timestamp < $until
+GROUP BY entity_name, COALESCE(rejection_reason, ''), date_trunc('hour', timestamp)
+""",
+)
+
+
+def business_hours_check(
+    session,
+    *,
+    tz: str = "America/New_York",
+    open_hour: int = 9,
+    close_hour: int = 17,
+    since=None,
+    until=None,
+) -> pd.DataFrame:
+    """Does each filter fail leads in the hours you expect? Per filter and local hour
+    (in ``tz``): evaluated, failed, failure rate, and whether the hour is inside
+    ``open_hour``-``close_hour``. A business-hours filter set to the wrong time zone
+    shows its failures shifted against the expected band (``flag`` says where)."""
+    raw = _run(session, "filter_hours", _window(since, until), title="", basis=EVENT_DATE)
+    raw["hour"] = _local_hours(raw, tz)
+    df = raw.groupby(["filter", "hour"], as_index=False)[["failed", "evaluated"]].sum()
+    df["failure_rate"] = df.failed / df.evaluated
+    df["business_hours"] = df.hour.between(open_hour, close_hour - 1)
+    closed = df[~df.business_hours].groupby("filter").failure_rate.mean()
+    open_ = df[df.business_hours].groupby("filter").failure_rate.mean()
+    df["flag"] = [
+        "fails inside business hours" if open_.get(f, 0) > closed.get(f, 0) + 0.2 else ""
+        for f in df["filter"]
+    ]
+    df.attrs.update(raw.attrs, title=f"Filter failures by local hour ({tz})", tz=tz,
+                    business_hours=(open_hour, close_hour))  # fmt: skip
+    return df
+
+
+_q(
+    "errors_by_type",
+    """
+SELECT entity_name,
+       type,
+       COALESCE(error_type, 'unknown') AS error_type,
+       COUNT(*) AS errors,
+       MIN(http_status) AS min_http_status,
+       MAX(http_status) AS max_http_status,
+       AVG(duration_ms) AS avg_duration
+FROM events
+WHERE outcome = 'error' AND timestamp >= $since AND timestamp < $until
+GROUP BY entity_name, type, COALESCE(error_type, 'unknown')
+ORDER BY errors DESC
+""",
+)
+
+
+def errors_by_type(session, *, since=None, until=None) -> pd.DataFrame:
+    """Intermittent failures: technical errors (recipient.error, enhancement.error, ...)
+    per service or buyer and error type, with HTTP status range and duration."""
+    return _run(
+        session, "errors_by_type", _window(since, until), title="Technical errors", basis=EVENT_DATE
+    )
+
+
+_q(
+    "timeouts_over_time",
+    """
+SELECT date_trunc($bucket, timestamp) AS bucket,
+       entity_name,
+       COUNT(CASE WHEN error_type = 'timeout' THEN 1 END) AS timeouts,
+       COUNT(CASE WHEN outcome = 'error' THEN 1 END) AS errors,
+       COUNT(*) AS calls
+FROM events
+WHERE (type LIKE 'recipient.%' OR type LIKE 'enhancement.%')
+  AND timestamp >= $since AND timestamp < $until
+GROUP BY date_trunc($bucket, timestamp), entity_name
+ORDER BY bucket, entity_name
+""",
+)
+
+
+def timeouts_over_time(session, *, bucket: str = "hour", since=None, until=None) -> pd.DataFrame:
+    """Timeouts and errors per ``bucket`` (minute, hour, day) and service or buyer."""
+    if bucket not in ("minute", "hour", "day"):
+        raise ValueError(f"bucket={bucket!r}: use 'minute', 'hour' or 'day'")
+    df = _run(
+        session, "timeouts_over_time", {"bucket": bucket, **_window(since, until)},
+        title=f"Timeouts per {bucket}", basis=EVENT_DATE,
+    )  # fmt: skip
+    df = df[df.calls > 0].reset_index(drop=True)
+    df["timeout_rate"] = df.timeouts / df.calls
+    return df
+
+
+_q(
+    "retry_effectiveness",
+    """
+SELECT CAST(json_field(metadata, 'retry_count') AS INTEGER) AS retry_count,
+       COUNT(*) AS retries,
+       COUNT(CASE WHEN outcome = 'success' THEN 1 END) AS succeeded,
+       CAST(COUNT(CASE WHEN outcome = 'success' THEN 1 END) AS DOUBLE) / COUNT(*) AS success_rate,
+       AVG(CAST(json_field(metadata, 'elapsed_ms') AS DOUBLE)) AS avg_elapsed_ms
+FROM events
+WHERE type = 'retry.attempted' AND timestamp >= $since AND timestamp < $until
+GROUP BY CAST(json_field(metadata, 'retry_count') AS INTEGER)
+ORDER BY retry_count
+""",
+)
+
+
+def retry_effectiveness(session, *, since=None, until=None) -> pd.DataFrame:
+    """Retry effectiveness: per attempt number, how many retries succeeded and how
+    long the lead had waited."""
+    return _run(
+        session,
+        "retry_effectiveness",
+        _window(since, until),
+        title="Retry effectiveness",
+        basis=EVENT_DATE,
+    )
