@@ -398,8 +398,8 @@ def rejection_bars(rejections: pd.DataFrame, title: str = "Why leads are rejecte
     total = rejections.groupby("rejection_reason").rejections.sum().sort_values()
     if "source" in rejections.columns:
         for i, (source, part) in enumerate(rejections.groupby("source", sort=True)):
-            part = part.set_index("rejection_reason").reindex(total.index).fillna(0)
-            fig.add_trace(go.Bar(y=part.index, x=part.rejections, orientation="h", name=str(source),
+            part = part.set_index("rejection_reason").rejections.reindex(total.index, fill_value=0)
+            fig.add_trace(go.Bar(y=part.index, x=part.values, orientation="h", name=str(source),
                                  marker_color=PALETTE[i % len(PALETTE)]))  # fmt: skip
         fig.update_layout(barmode="stack", legend_title="source")
     else:

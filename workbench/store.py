@@ -503,6 +503,8 @@ class EventStore:
         self._qcon: _Con | None = None
         self._qcon_version = -1
         con.run("SET TimeZone = 'UTC'")
+        # DuckDB's own progress bar would print into notebooks and logs; we show ours
+        con.run("SET enable_progress_bar = false")
         # blank: missing, empty or only whitespace (trim only when the first byte is a space)
         con.run(
             "CREATE OR REPLACE TEMP MACRO blank(x) AS "
@@ -1058,6 +1060,7 @@ class EventStore:
         if self._qcon is None:
             self._qcon = self._con.cursor()
             self._qcon.run("SET TimeZone = 'UTC'")
+            self._qcon.run("SET enable_progress_bar = false")
         if self._qcon_version != self._tier_version:
             self._build_views(self._qcon)
             self._qcon_version = self._tier_version

@@ -1,0 +1,133 @@
+"""Figures build from the frames the analyses return, and export to every format."""
+
+import datetime as dt
+import json
+import re
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from workbench import charts
+
+from .conftest import lead_events
+
+T0 = dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def timeline(store):
+    store.append(lead_events("lead_A", T0))
+    store.append([dict(lead_events("lead_A", T0 + dt.timedelta(hours=3))[0], type="feedback.received",
+                       metadata={"feedback_type": "conversion", "status": "converted",
+                                 "quality_metrics": {}, "original_lead_id": "b-1"})])  # fmt: skip
+    return store.timeline("lead_A")
+
+
+def test_timeline_swimlanes(timeline):
+    fig = charts.timeline_figure(timeline)
+    bars = [t for t in fig.data if isinstance(t, go.Bar)]
+    assert sum(len(b.x) for b in bars) == len(timeline) - 1  # flow.completed is a diamond
+    assert {b.name for b in bars} == {"success"}
+    assert bars[0].marker.color == charts.OUTCOME_COLORS["success"]
+    assert any("feedback" in a.text and "3.0 h later" in a.text for a in fig.layout.annotations)
+    hover = " ".join(h for b in bars for h in b.hovertext)
+    assert "recipient.delivered" in hover and "duration:" in hover
+    diamond = [t for t in fig.data if isinstance(t, go.Scatter)][0]
+    assert diamond.marker.symbol == "diamond"
+
+
+def test_timeline_of_nothing_says_so():
+    fig = charts.timeline_figure(pd.DataFrame(columns=["type", "timestamp", "outcome", "duration_ms"]))
+    assert fig.layout.annotations[0].text == "no events for this lead"
+
+
+def test_missing_columns_are_named():
+    with pytest.raises(charts.ChartError, match="needs columns rejections"):
+        charts.rejection_bars(pd.DataFrame({"rejection_reason": ["x"]}))
+
+
+FRAMES = {
+    "funnel_figure": pd.DataFrame({"source": ["A", "B"], "submitted": [100, 50], "accepted": [80, 30],
+                                   "delivered": [60, 10], "converted": [9, 1]}),
+    "sankey_figure": pd.DataFrame({"source": ["A", "A", "B"], "outcome": ["delivered", "rejected", "delivered"],
+                                   "recipient": ["Buyer 1", "(no buyer)", "Buyer 2"], "leads": [60, 20, 10]}),
+    "hour_heatmap": pd.DataFrame({"recipient": ["B1"] * 24, "hour": range(24),
+                                  "acceptance_rate": [h / 24 for h in range(24)]}),
+    "duration_box": pd.DataFrame({"step_name": ["a"] * 5 + ["b"] * 5, "duration_ms": range(10)}),
+    "rejection_bars": pd.DataFrame({"rejection_reason": ["Invalid phone", "Duplicate"], "rejections": [40, 30],
+                                    "share": [0.57, 0.43]}),
+    "success_rates_figure": pd.DataFrame({"type": ["recipient.delivered", "recipient.failed"],
+                                          "outcome": ["success", "failure"], "count": [8, 2],
+                                          "percentage": [100.0, 100.0]}),
+    "source_performance_figure": pd.DataFrame({"source": ["A", "B"], "submitted": [10, 5],
+                                               "acceptance_rate": [0.9, 0.4], "delivery_rate": [0.8, 0.2],
+                                               "revenue": [450.0, 45.0], "profit": [400.0, -5.0]}),
+    "enhancement_value_figure": pd.DataFrame({"group": ["with", "without"], "delivery_rate": [0.85, 0.6]}),
+    "buyer_figure": pd.DataFrame({"recipient": ["B1", "B2"], "acceptance_rate": [0.9, 0.5]}),
+    "errors_figure": pd.DataFrame({"error_type": ["timeout", "http_503"], "errors": [12, 3],
+                                   "entity_name": ["Phone Validation", "Buyer 2"]}),
+    "timeouts_figure": pd.DataFrame({"bucket": pd.date_range("2026-01-01", periods=3, freq="h", tz="UTC"),
+                                     "timeouts": [0, 5, 1], "entity_name": ["x"] * 3}),
+    "retry_figure": pd.DataFrame({"retry_count": [1, 2], "retries": [10, 4], "success_rate": [0.7, 0.5]}),
+    "bubbleup_figure": pd.DataFrame({"attribute": ["lead.source"], "value": ["A"], "odds_ratio": [12.0],
+                                     "selection_share": [0.9], "baseline_share": [0.1]}),
+    "step_durations_figure": pd.DataFrame({"step_name": ["a", "b"], "avg_duration": [100.0, 2500.0],
+                                           "max_duration": [300, 9000]}),
+    "alerts_figure": pd.DataFrame({"rule": ["quality"], "subject": ["all leads"],
+                                   "window_start": [pd.Timestamp("2026-01-01", tz="UTC")], "value": [0.4]}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(FRAMES))
+def test_every_figure_builds_and_survives_empty_data(name):
+    builder = getattr(charts, name)
+    fig = builder(FRAMES[name])
+    assert fig.data, name
+    assert fig.layout.template.layout.font.family == charts.TEMPLATE.layout.font.family
+    empty = builder(FRAMES[name].iloc[0:0])
+    assert not empty.data and empty.layout.annotations
+    json.loads(fig.to_json())  # serialisable for notebooks and reports
+
+
+def test_rejection_bars_by_source_stack():
+    df = pd.DataFrame({"rejection_reason": ["x", "x", "y"], "source": ["A", "B", "A"], "rejections": [1, 2, 3]})
+    fig = charts.rejection_bars(df)
+    assert fig.layout.barmode == "stack" and {t.name for t in fig.data} == {"A", "B"}
+
+
+@pytest.mark.parametrize("suffix, magic", [("png", b"\x89PNG"), ("svg", b"<svg"), ("pdf", b"%PDF")])
+def test_static_export(tmp_path, suffix, magic):
+    fig = charts.rejection_bars(FRAMES["rejection_bars"])
+    path = charts.export(fig, tmp_path / f"chart.{suffix}")
+    head = path.read_bytes()[:200]
+    assert magic in head
+
+
+def test_html_export_is_self_contained(tmp_path):
+    path = charts.export(charts.buyer_figure(FRAMES["buyer_figure"]), tmp_path / "b.html")
+    text = path.read_text()
+    # plotly.js inlined, nothing fetched from the network: opens offline
+    assert not re.search(r'<script[^>]+src="https?://', text) and len(text) > 1_000_000
+
+
+def test_export_refuses_unknown_formats(tmp_path):
+    with pytest.raises(charts.ChartError, match=r"\.png, \.svg, \.pdf or \.html"):
+        charts.export(go.Figure(), tmp_path / "x.jpeg2000")
+
+
+def test_report_holds_figures_tables_and_text_once_offline(tmp_path):
+    items = [
+        ("Rejections", charts.rejection_bars(FRAMES["rejection_bars"])),
+        FRAMES["rejection_bars"],
+        "Phone validation lifts delivery by 25 points.",
+        ("Buyers", charts.buyer_figure(FRAMES["buyer_figure"])),
+    ]
+    path = charts.report(items, tmp_path / "r.html", title="Weekly <review>")
+    text = path.read_text()
+    assert text.count("Plotly.newPlot") == 2
+    assert text.count("plotly.js v") <= 2  # the library itself embedded once
+    assert "<h2>Rejections</h2>" in text and "Invalid phone" in text and "25 points" in text
+    assert "Weekly &lt;review&gt;" in text and not re.search(r'<script[^>]+src="https?://', text)
+    with pytest.raises(charts.ChartError, match="report\\(\\) takes"):
+        charts.report([42], tmp_path / "x.html")
