@@ -38,7 +38,9 @@ def test_timeline_swimlanes(timeline):
 
 
 def test_timeline_of_nothing_says_so():
-    fig = charts.timeline_figure(pd.DataFrame(columns=["type", "timestamp", "outcome", "duration_ms"]))
+    fig = charts.timeline_figure(
+        pd.DataFrame(columns=["type", "timestamp", "outcome", "duration_ms"])
+    )
     assert fig.layout.annotations[0].text == "no events for this lead"
 
 
@@ -91,7 +93,9 @@ def test_every_figure_builds_and_survives_empty_data(name):
 
 
 def test_rejection_bars_by_source_stack():
-    df = pd.DataFrame({"rejection_reason": ["x", "x", "y"], "source": ["A", "B", "A"], "rejections": [1, 2, 3]})
+    df = pd.DataFrame(
+        {"rejection_reason": ["x", "x", "y"], "source": ["A", "B", "A"], "rejections": [1, 2, 3]}
+    )
     fig = charts.rejection_bars(df)
     assert fig.layout.barmode == "stack" and {t.name for t in fig.data} == {"A", "B"}
 
