@@ -5,12 +5,14 @@
 """
 
 from .catalog import FieldType, event_types, field_type, register_event_type, register_field
+from .importer import ImportInputError, ImportReport, import_events
 from .store import (
     EventStore,
     IngestReport,
     MoveReport,
     ReadOnlyStoreError,
     ReadOnlyViolation,
+    Rejected,
     StoreError,
     StoreLockedError,
     StoreNotFoundError,
@@ -21,16 +23,20 @@ from .store import (
 __all__ = [
     "EventStore",
     "FieldType",
+    "ImportInputError",
+    "ImportReport",
     "IngestReport",
     "MoveReport",
     "ReadOnlyStoreError",
     "ReadOnlyViolation",
+    "Rejected",
     "StoreError",
     "StoreLockedError",
     "StoreNotFoundError",
     "VerifyReport",
     "event_types",
     "field_type",
+    "import_events",
     "open_store",
     "register_event_type",
     "register_field",

@@ -11,6 +11,7 @@ Nothing here validates events; that is done in SQL over a whole batch by the sto
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -69,6 +70,26 @@ class Reject:
     pos: int
     raw: str
     reason: str
+    origin: str | None = None
+    event_id: str | None = None
+    type: str | None = None
+    lead_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Something a caller (an importer, say) could not turn into an event.
+
+    Pass it among the events of ``append()``, or in its ``rejects=`` argument: it is
+    quarantined as given, with this reason and origin, and counted in the report.
+    """
+
+    raw: str
+    reason: str
+    origin: str | None = None
+    event_id: str | None = None
+    type: str | None = None
+    lead_id: str | None = None
 
 
 @dataclass
@@ -109,6 +130,11 @@ class StagedBatch:
         extra = row.pop("_extra", None)
         if extra:
             row.update(json.loads(extra))
+        for key in ("metadata", "lead_snapshot"):
+            # JSON carried as text reads better as JSON inside the raw record
+            if isinstance(row.get(key), str):
+                with contextlib.suppress(ValueError):
+                    row[key] = json.loads(row[key])
         return json.dumps(row, default=str, ensure_ascii=False)
 
     @property
@@ -198,6 +224,13 @@ def _dict_batch(chunk: list, b: int, pos0: int) -> StagedBatch:
     ts_is_number = False
     for i, item in enumerate(chunk):
         pos = pos0 + i
+        if isinstance(item, Rejected):
+            rejects.append(
+                Reject(
+                    pos, item.raw, item.reason, item.origin, item.event_id, item.type, item.lead_id
+                )
+            )
+            continue
         if not isinstance(item, dict):
             rejects.append(
                 Reject(pos, _raw_text(item), f"event is a {type(item).__name__}, not an object")

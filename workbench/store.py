@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _chain, _ingest_sql, _inputs
+from ._inputs import Rejected
 from ._sqlguard import ReadOnlyViolation, check_read_only
 from .catalog import DEFAULT_CATALOG, Catalog, EventType, make_event_type
 
@@ -54,6 +55,7 @@ __all__ = [
     "StoreNotFoundError",
     "ReadOnlyStoreError",
     "ReadOnlyViolation",
+    "Rejected",
 ]
 
 SCHEMA_VERSION = "1"
@@ -718,7 +720,13 @@ class EventStore:
     # ------------------------------------------------------------------ append
 
     def append(
-        self, events, *, progress: bool | None = None, label: str | None = None
+        self,
+        events,
+        *,
+        progress: bool | None = None,
+        label: str | None = None,
+        rejects: Iterable[_inputs.Rejected] = (),
+        batch_rows: int = _inputs.BATCH_ROWS,
     ) -> IngestReport:
         """Validate and store events; return what happened to each of them.
 
@@ -734,7 +742,9 @@ class EventStore:
         1
         """
         self._require_writable("append events")
-        staged = _inputs.stage(events)
+        if batch_rows < 1:
+            raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+        staged = _inputs.stage(events, batch_rows=batch_rows)
         source = label or staged.label
         t0 = time.perf_counter()
         started = _utcnow()
@@ -746,7 +756,7 @@ class EventStore:
             self._refresh_catalog_table()
             ingest_id = self._next_id("ingests", "ingest_id")
             try:
-                for batch in staged.batches:
+                for batch in _with_rejects(staged.batches, rejects):
                     r = self._ingest_batch(batch, ingest_id)
                     totals.update(
                         received=r["received"],
@@ -808,8 +818,9 @@ class EventStore:
             "quarantined": 0,
             "ingest_id": ingest_id,
         }
-        bad: list[tuple] = [(r.pos, r.reason, None, None, None) for r in batch.rejects]
+        bad: list[tuple] = [(r.pos, r.reason, r.event_id, r.type, r.lead_id) for r in batch.rejects]
         raw_override = {r.pos: r.raw for r in batch.rejects}
+        origin_override = {r.pos: r.origin for r in batch.rejects if r.origin}
         table = batch.table
         if batch.kind == "lines" and table.num_rows:
             con.register("_in", table)
@@ -822,7 +833,7 @@ class EventStore:
             if table.num_rows:
                 self._store_rows(table, batch, bad, result)
             if bad:
-                self._quarantine(batch, bad, raw_override, ingest_id)
+                self._quarantine(batch, bad, raw_override, ingest_id, origin_override)
             result["quarantined"] = len(bad)
             result["reasons"] = Counter(b[1] for b in bad)
             con.run("COMMIT")
@@ -986,7 +997,7 @@ class EventStore:
                     seen.add(py_ids[k])
         return dup
 
-    def _quarantine(self, batch, bad, raw_override, ingest_id):
+    def _quarantine(self, batch, bad, raw_override, ingest_id, origin_override=None):
         qid0 = self._next_id("quarantine", "qid")
         now = _utcnow()
         rows = []
@@ -994,6 +1005,8 @@ class EventStore:
             sorted(bad, key=lambda b: b[0])
         ):
             text, file, line, b, row = batch.origin(pos)
+            if origin_override and pos in origin_override:
+                text, file, line, b, row = origin_override[pos], None, None, None, None
             raw = raw_override.get(pos)
             if raw is None:
                 raw = batch.raw(pos)
@@ -1597,6 +1610,35 @@ def _sql_str(s: str) -> str:
 
 def _sql_list(paths: Sequence[str]) -> str:
     return "[" + ", ".join(f"'{_sql_str(p)}'" for p in paths) + "]"
+
+
+def _with_rejects(batches, rejects):
+    """The staged batches, then one batch of the caller's own rejects (if any)."""
+    yield from batches
+    items = [r for r in rejects]
+    bad = [r for r in items if not isinstance(r, _inputs.Rejected)]
+    if bad:
+        raise TypeError(
+            f"rejects= takes workbench.store.Rejected items, not {type(bad[0]).__name__}"
+        )
+    if items:
+        yield _inputs.StagedBatch(
+            "columns",
+            pa.table({"_pos": pa.array([], pa.int64())}),
+            batch=None,
+            rejects=[
+                _inputs.Reject(
+                    i,
+                    r.raw,
+                    r.reason,
+                    r.origin or f"rejected item {i}",
+                    r.event_id,
+                    r.type,
+                    r.lead_id,
+                )
+                for i, r in enumerate(items)
+            ],
+        )
 
 
 def _u64(column) -> np.ndarray:
