@@ -83,7 +83,6 @@ ORDER BY rejections DESC
 
 def make_data(path: Path, n: int) -> None:
     import pyarrow.parquet as pq
-
     import synthetic
 
     writer = None

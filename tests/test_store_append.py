@@ -69,6 +69,8 @@ def test_duplicates_within_one_input_keep_the_first(store):
         ({"outcome": "maybe"}, "outcome 'maybe' does not fit"),
         ({"duration_ms": -3}, "duration_ms '-3' is not a whole, non-negative number"),
         ({"duration_ms": "fast"}, "duration_ms 'fast'"),
+        ({"duration_ms": 251802214400000}, "duration_ms '251802214400000'"),
+        ({"timestamp": 10**19}, "unparseable timestamp"),
     ],
 )
 def test_invalid_events_are_quarantined_with_reason_and_origin(store, change, reason):

@@ -6,6 +6,7 @@
 
 from .catalog import FieldType, event_types, field_type, register_event_type, register_field
 from .importer import ImportInputError, ImportReport, import_events
+from .sim import FlowError, IncidentError, RunReport, incident, load_flow, simulate
 from .store import (
     EventStore,
     IngestReport,
@@ -23,6 +24,8 @@ from .store import (
 __all__ = [
     "EventStore",
     "FieldType",
+    "FlowError",
+    "IncidentError",
     "ImportInputError",
     "ImportReport",
     "IngestReport",
@@ -30,6 +33,7 @@ __all__ = [
     "ReadOnlyStoreError",
     "ReadOnlyViolation",
     "Rejected",
+    "RunReport",
     "StoreError",
     "StoreLockedError",
     "StoreNotFoundError",
@@ -37,7 +41,10 @@ __all__ = [
     "event_types",
     "field_type",
     "import_events",
+    "incident",
+    "load_flow",
     "open_store",
     "register_event_type",
     "register_field",
+    "simulate",
 ]

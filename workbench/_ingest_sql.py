@@ -226,7 +226,7 @@ FROM (
     SELECT *,
         CASE WHEN blank(outcome_given) THEN {maps["default_outcome_case"]} ELSE outcome_given END
             AS outcome,
-        CAST(duration_num AS INTEGER) AS duration_ms,
+        TRY_CAST(duration_num AS INTEGER) AS duration_ms,
         CASE WHEN ts_parsed IS NULL OR NOT isfinite(ts_parsed) THEN NULL
              ELSE date_trunc('millisecond', ts_parsed) END AS timestamp,
         CASE WHEN starts_with(metadata, '{{') OR starts_with(ltrim(metadata), '{{')

@@ -355,6 +355,13 @@ class ApiMapper:
             duration = end - start
         else:
             duration = None
+        if duration is not None and duration > _MAX_DURATION_MS:
+            # a step cannot take longer than the store's duration column holds (~24 days):
+            # the timings are wrong, so the duration is left unknown and said so
+            self.stats.notices.append(
+                f"{item.file} {item.place}: duration of {duration:,} ms is not believable; stored without one"
+            )
+            duration = None
 
         step_id = _text(obj.get("step_id"))
         if step_id is not None:
@@ -797,6 +804,9 @@ def not_an_object(item: Item, stats: Stats) -> dict:
             "value": item.value,
         },
     }
+
+
+_MAX_DURATION_MS = 2**31 - 1
 
 
 def _feedback_type(value) -> str | None:

@@ -1,0 +1,43 @@
+"""The simulate and incidents subcommands."""
+
+import workbench
+from workbench.cli import main
+
+
+def test_simulate_into_a_store(tmp_path, capsys):
+    store = tmp_path / "sim.duckdb"
+    args = ["simulate", "--leads", "800", "--days", "1", "--seed", "3", "--store", str(store),
+            "--end", "2026-11-27T12:00:00Z", "--no-progress",
+            "--incident", "nine_digit_phones:source=LeadRiver,rate=0.9,start=2h,duration=20h",
+            "--incident", "enhancement_outage"]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "leads                 800" in out and "quarantined 0" in out
+    assert "incident nine_digit_phones on LeadRiver" in out
+    with workbench.open_store(store, read_only=True) as s:
+        assert s.sql("SELECT count(*) AS n FROM incidents").n[0] == 2
+        assert s.sql("SELECT count(DISTINCT lead_id) AS n FROM events").n[0] == 800
+
+
+def test_incidents_lists_names_parameters_and_defaults(capsys):
+    assert main(["incidents"]) == 0
+    out = capsys.readouterr().out
+    for name in ("nine_digit_phones", "enhancement_timeouts", "buyer_acceptance_drop"):
+        assert name in out
+    assert "rate=0.8" in out and "hours=13-17" in out and "plants:" in out
+
+
+def test_bad_input_says_what_is_wrong_and_returns_2(tmp_path, capsys):
+    store = str(tmp_path / "s.duckdb")
+    assert main(["simulate", "--store", store, "--incident", "no_such"]) == 2
+    assert "unknown incident 'no_such'" in capsys.readouterr().err
+    assert main(["simulate", "--store", store, "--incident", "nine_digit_phones:rate=7"]) == 2
+    assert "not a probability" in capsys.readouterr().err
+    bad_flow = tmp_path / "flow.yaml"
+    bad_flow.write_text("flow: {name: x}\n")
+    assert main(["simulate", "--store", store, "--flow", str(bad_flow)]) == 2
+    err = capsys.readouterr().err
+    assert "flow.yaml" in err and "verticals" in err
+    assert main(["simulate", "--store", store, "--leads", "-5"]) == 2
+    assert main(["simulate", "--store", store, "--end", "tomorrow"]) == 2
+    assert "ISO-8601" in capsys.readouterr().err
