@@ -4,6 +4,7 @@
 >>> store = workbench.open_store()
 """
 
+from .access import AccessError, Grant, Session, connect
 from .catalog import FieldType, event_types, field_type, register_event_type, register_field
 from .importer import ImportInputError, ImportReport, import_events
 from .sim import FlowError, IncidentError, RunReport, incident, load_flow, simulate
@@ -22,9 +23,11 @@ from .store import (
 )
 
 __all__ = [
+    "AccessError",
     "EventStore",
     "FieldType",
     "FlowError",
+    "Grant",
     "IncidentError",
     "ImportInputError",
     "ImportReport",
@@ -34,10 +37,12 @@ __all__ = [
     "ReadOnlyViolation",
     "Rejected",
     "RunReport",
+    "Session",
     "StoreError",
     "StoreLockedError",
     "StoreNotFoundError",
     "VerifyReport",
+    "connect",
     "event_types",
     "field_type",
     "import_events",

@@ -137,10 +137,12 @@ _METRICS = {
         den="COUNT(e.duration_ms)",
         where="AND e.type NOT IN ('flow.completed', 'feedback.received', 'feedback.processed')",
     ),
+    # rejected by the source's own validation: what the source can fix (a filter set up
+    # wrongly on our side is not the source's fault and shows in the quality rule)
     "source_rejection_rate": dict(
-        num="COUNT(CASE WHEN e.type IN ('source.rejected', 'filter.failed') AND e.outcome = 'failure' THEN 1 END)",
+        num="COUNT(CASE WHEN e.type = 'source.rejected' THEN 1 END)",
         den="COUNT(CASE WHEN e.type = 'source.submitted' THEN 1 END)",
-        where="AND e.type IN ('source.submitted', 'source.rejected', 'filter.failed')",
+        where="AND e.type IN ('source.submitted', 'source.rejected')",
         join="LEFT JOIN lead_summary s ON s.lead_id = e.lead_id",
         subject="coalesce(s.source, 'unknown')",
     ),
@@ -328,9 +330,9 @@ GROUP BY 1, 2 ORDER BY rejections DESC LIMIT 5
     "source_rejection_rate": """
 SELECT min(e.lead_id) AS example_lead, coalesce(e.rejection_reason, 'unknown') AS rejection_reason,
        COUNT(*) AS rejections
-FROM events e JOIN lead_summary s ON s.lead_id = e.lead_id
-WHERE e.timestamp >= $since AND e.timestamp < $until AND s.source = $subject
-  AND e.type IN ('source.rejected', 'filter.failed') AND e.outcome = 'failure'
+FROM events e
+WHERE e.timestamp >= $since AND e.timestamp < $until AND e.entity_name = $subject
+  AND e.type = 'source.rejected'
 GROUP BY 2 ORDER BY rejections DESC LIMIT 5
 """,
     "avg_duration_ms": """

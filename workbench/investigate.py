@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import html
 import json
-import math
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -71,6 +71,12 @@ class Diagnosis:
     step: str | None = None
     evidence: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     details: dict = field(default_factory=dict, repr=False)
+    also: tuple[str, ...] = ()
+
+    @property
+    def causes(self) -> tuple[str, ...]:
+        """This diagnosis's cause and those of the other problems the lead met."""
+        return (self.cause, *self.details.get("also_causes", ()))
 
     @property
     def question(self) -> str:
@@ -84,6 +90,8 @@ class Diagnosis:
         lines = [f"{self.lead_id}: {self.question}", f"  {self.verdict}"]
         if self.fix:
             lines.append(f"  Fix: {self.fix}")
+        for other in self.also:
+            lines.append(f"  Also: {other}")
         if len(self.evidence):
             ev = ", ".join(f"{r.type} (seq {r.seq})" for r in self.evidence.itertuples())
             lines.append(f"  Evidence: {ev}")
@@ -106,6 +114,7 @@ class Diagnosis:
             f"<div><b>{html.escape(self.lead_id)}</b> · <i>{html.escape(self.question)}</i>"
             f"<p style='color:{color};font-size:1.1em'>{html.escape(self.verdict)}</p>"
             + (f"<p><b>Fix:</b> {html.escape(self.fix)}</p>" if self.fix else "")
+            + "".join(f"<p><b>Also:</b> {html.escape(a)}</p>" for a in self.also)
             + table
             + "</div>"
         )
@@ -148,6 +157,14 @@ def _evidence(tl: pd.DataFrame, mask) -> pd.DataFrame:
     return tl.loc[mask, cols].reset_index(drop=True)
 
 
+def _present(v) -> bool:
+    """A value that is there (not None, NaN or pandas' NA)."""
+    try:
+        return v is not None and not bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return True
+
+
 def _fmt_value(v) -> str:
     if isinstance(v, dict) and "normal" in v:  # a typed field object: its normal value
         v = v["normal"]
@@ -160,50 +177,23 @@ def _fmt_value(v) -> str:
 
 # reason keywords -> (cause tag, suggested fix); first match wins
 _FIXES = [
-    (
-        "digit",
-        "phone_format",
-        "Fix the source's phone formatting: send 10-digit numbers, digits only",
-    ),
-    (
-        "phone format",
-        "phone_format",
-        "Fix the source's phone formatting: send 10-digit numbers, digits only",
-    ),
-    ("invalid phone", "phone_invalid", "Ask the source to validate phone numbers before posting"),
-    (
-        "duplicate",
-        "duplicate",
-        "Ask the source to de-duplicate before posting (and check the duplicate window)",
-    ),
-    (
-        "service area",
-        "service_area",
-        "Ask the source to target only service-area states, or widen the filter",
-    ),
-    (
-        "outside",
-        "service_area",
-        "Ask the source to target only service-area states, or widen the filter",
-    ),
     ("business hours", "business_hours", "Check the business-hours filter's time zone and hours"),
+    ("digit", "phone_format", "Fix the source's phone formatting: send 10-digit numbers, digits only"),
+    ("phone format", "phone_format", "Fix the source's phone formatting: send 10-digit numbers, digits only"),
+    ("invalid phone", "phone_invalid", "Ask the source to validate phone numbers before posting"),
+    ("duplicate", "duplicate", "Ask the source to de-duplicate before posting (and check the duplicate window)"),
+    ("service area", "service_area", "Ask the source to target only service-area states, or widen the filter"),
+    ("coverage area", "service_area", "Ask the source to target only the buyer's coverage area"),
     ("trustedform", "trustedform", "Require a fresh TrustedForm certificate from the source"),
     ("certificate", "trustedform", "Require a fresh TrustedForm certificate from the source"),
     ("missing", "missing_field", "Ask the source to send the missing field"),
     ("required", "missing_field", "Ask the source to send the missing field"),
     ("score", "quality_score", "Review the quality-score threshold and the enhancement feeding it"),
     ("cap", "volume_cap", "The buyer's volume cap was reached: add buyers or spread the volume"),
-    (
-        "credit",
-        "segment",
-        "The buyer does not take this segment: adjust the pre-filters for this buyer",
-    ),
-    (
-        "segment",
-        "segment",
-        "The buyer does not take this segment: adjust the pre-filters for this buyer",
-    ),
-]
+    ("not buying", "segment", "The buyer does not take this segment now: adjust the pre-filters for this buyer"),
+    ("credit", "segment", "The buyer does not take this segment: adjust the pre-filters for this buyer"),
+    ("segment", "segment", "The buyer does not take this segment: adjust the pre-filters for this buyer"),
+]  # fmt: skip
 
 
 def _fix_for(reason: str | None, default_tag: str, default_fix: str) -> tuple[str, str]:
@@ -227,11 +217,16 @@ def explain(session, lead_id: str) -> Diagnosis:
     """
     tl = _timeline(session, lead_id)
     types = tl.type
-    for check in (_source_rejected, _filtered, _buyer_outcome, _missing_data, _data_wrong):
-        d = check(lead_id, tl, types)
-        if d is not None:
-            return d
-    return _went_fine(lead_id, tl, types)
+    # every finding, in the guide's order of what matters most; the first is the
+    # diagnosis, the others are said too (a lead can meet two problems)
+    findings = [d for check in _CHECKS if (d := check(lead_id, tl, types)) is not None]
+    if not findings:
+        return _went_fine(lead_id, tl, types)
+    first, rest = findings[0], findings[1:]
+    also = tuple(d.verdict for d in rest if d.cause != first.cause)
+    return replace(
+        first, also=also, details={**first.details, "also_causes": [d.cause for d in rest]}
+    )
 
 
 def _source_rejected(lead_id, tl, types):
@@ -291,12 +286,30 @@ def _filtered(lead_id, tl, types):
     if dest:
         verdict += f"; it would have gone to {dest}"
     if tag == "business_hours":
-        local = meta.get("local_time") or meta.get("evaluated_at")
-        if local:
-            verdict += f"; evaluated at {local}"
+        used = failed_values.get("timezone") if isinstance(failed_values, dict) else None
+        meant = _timezone_in(reason)
+        if used and meant and str(used) != meant:
+            tag = "business_hours_timezone"
+            verdict = (
+                f"Filtered by {flt}: the business-hours rule is for {meant}, but the filter checked "
+                f"the time in {used}"
+                + (
+                    f" ({failed_values.get('local_time')})"
+                    if failed_values.get("local_time")
+                    else ""
+                )
+                + (f"; it would have gone to {dest}" if dest else "")
+            )
+            fix = f"Set {flt}'s time zone to {meant} (it is set to {used})"
     return Diagnosis(lead_id, "rejected", verdict, fix, f"filter.failed:{tag}", flt, _evidence(tl, hit),
                      {"filter": flt, "reason": reason, "failed_values": failed_values,
                       "failed_rules": meta.get("failed_rules"), "would_have_destination": dest})  # fmt: skip
+
+
+def _timezone_in(text: str) -> str | None:
+    """An IANA time zone named in a reason, e.g. 'America/Chicago'."""
+    m = re.search(r"\b([A-Z][a-z]+/[A-Z][A-Za-z_]+(?:/[A-Z][A-Za-z_]+)?)\b", text or "")
+    return m.group(1) if m else None
 
 
 def _upstream_enhancement_problem(tl, failed_row, failed_values):
@@ -313,12 +326,8 @@ def _upstream_enhancement_problem(tl, failed_row, failed_values):
             continue
         meta = _meta(r)
         expected = set(meta.get("fields_expected") or meta.get("appended_fields") or [])
-        if (
-            not fields
-            or not expected
-            or fields & expected
-            or any(f.split(".")[0] in svc.lower() for f in fields)
-        ):
+        # only when the rule looked at what the service appends (by field or by name)
+        if fields & expected or any(f.split(".")[0] in svc.lower() for f in fields):
             return svc, r
     return None
 
@@ -347,6 +356,9 @@ def _buyer_outcome(lead_id, tl, types):
         meta = _meta(row)
         buyer = row.get("entity_name") or meta.get("recipient") or "the buyer"
         reason = row.get("rejection_reason") or meta.get("rejection_reason") or "no reason given"
+        root = _root_of_buyer_rejection(lead_id, tl, row, buyer, reason)
+        if root is not None:
+            return root
         tag, fix = _fix_for(reason, "buyer_rejected",
                             f"Review {buyer}'s rejection reasons and adjust the pre-filters for {buyer}")  # fmt: skip
         verdict = f"{buyer} rejected the lead (business logic): {reason}"
@@ -361,7 +373,7 @@ def _buyer_outcome(lead_id, tl, types):
     status = row.get("http_status")
     retries = meta.get("retry_attempts")
     bits = [str(err)]
-    if status is not None and not (isinstance(status, float) and math.isnan(status)):
+    if _present(status):
         bits.append(f"HTTP {int(status)}")
     if retries:
         bits.append(f"after {retries} retr{'y' if retries == 1 else 'ies'}")
@@ -372,16 +384,62 @@ def _buyer_outcome(lead_id, tl, types):
                      {"buyer": buyer, "error_type": err, "http_status": status, "kind": "technical"})  # fmt: skip
 
 
-def _missing_data(lead_id, tl, types):
-    bad = tl[types.isin(["enhancement.failure", "enhancement.error"])]
-    if bad.empty:
-        return None
-    services = []
-    for _, r in bad.iterrows():
+def _root_of_buyer_rejection(lead_id, tl, row, buyer, reason):
+    """Work backwards from a buyer's rejection: was the data changed on the way (a
+    mapping), or did an enhancement the buyer relies on fail?"""
+    words = set(re.findall(r"[a-z]+", reason.lower()))
+    diffs = diff_snapshots_frame(tl[tl.seq <= row["seq"]])
+    odd = diffs[diffs.unexpected]
+    if len(odd):
+        hit = odd[[f.split(".")[-1] in words or f in reason.lower() for f in odd.field]]
+        first = (hit if len(hit) else odd).iloc[0]
+        verdict = (
+            f"{buyer} rejected the lead ({reason}) because {first.field} was changed from "
+            f"{first.before} to {first.after} at {first.step_name}, which does not set that field"
+        )
+        return Diagnosis(lead_id, "data_wrong", verdict, f"Check the field mapping of {first.step_name} for {first.field}",
+                         f"mapping:{first.field}", first.step_name,
+                         _evidence(tl, tl.seq.isin([*odd.seq, row["seq"]])),
+                         {"buyer": buyer, "reason": reason, "field": first.field})  # fmt: skip
+    for svc, bad in _unrecovered_enhancements(tl[tl.seq < row["seq"]]):
+        svc_words = set(re.findall(r"[a-z]+", svc.lower())) - {
+            "validation",
+            "verification",
+            "check",
+        }
+        if svc_words & words:
+            err = (
+                bad.get("error_type") or _meta(bad).get("error_type") or bad["type"].split(".")[-1]
+            )
+            verdict = (
+                f"{buyer} rejected the lead ({reason}) because {svc} failed earlier ({err}) "
+                "and its data never reached the buyer"
+            )
+            return Diagnosis(lead_id, "missing_data", verdict,
+                             f"Restore {svc} (check its status and timeouts); {buyer} then gets verified data",
+                             f"enhancement:{svc}", svc, _evidence(tl, tl.seq.isin([bad["seq"], row["seq"]])),
+                             {"buyer": buyer, "reason": reason, "service": svc})  # fmt: skip
+    return None
+
+
+def _unrecovered_enhancements(tl):
+    """(service, event) for each enhancement failure or error not followed by a success."""
+    out = []
+    for _, r in tl[tl.type.isin(["enhancement.failure", "enhancement.error"])].iterrows():
         svc = _name(r)
-        later_ok = tl[(tl.type == "enhancement.success") & (tl.seq > r["seq"])]
-        if not any(_name(x) == svc for _, x in later_ok.iterrows()):
-            services.append((svc, r))
+        later = tl[(tl.type == "enhancement.success") & (tl.seq > r["seq"])]
+        if not any(_name(x) == svc for _, x in later.iterrows()):
+            out.append((svc, r))
+    seen, unique = set(), []
+    for svc, r in out:
+        if svc not in seen:
+            seen.add(svc)
+            unique.append((svc, r))
+    return unique
+
+
+def _missing_data(lead_id, tl, types):
+    services = _unrecovered_enhancements(tl)
     if not services:
         return None
     svc, r = services[0]
@@ -399,7 +457,7 @@ def _missing_data(lead_id, tl, types):
     missing = meta.get("fields_expected") or []
     verdict = f"{svc} {kind} ({err})"
     status = r.get("http_status")
-    if status is not None and not (isinstance(status, float) and math.isnan(status)):
+    if _present(status) and int(status) >= 400:
         verdict += f", HTTP {int(status)}"
     breaker = meta.get("circuit_breaker")
     if breaker and str(breaker).lower() not in ("closed", "none"):
@@ -455,11 +513,22 @@ def _went_fine(lead_id, tl, types):
         verdict = "Nothing went wrong so far: the lead is still in progress (no buyer step yet)"
     else:
         verdict = "The lead went fine: " + ", ".join(parts)
+    trouble = []
+    for _, r in tl[tl.outcome == "error"].iterrows():
+        err = r.get("error_type") or "error"
+        trouble.append(f"{_name(r)} errored ({err})")
+    for _, r in tl[types == "recipient.failed"].iterrows():
+        trouble.append(f"{_name(r)} rejected it ({r.get('rejection_reason') or 'no reason'})")
     retries = tl[types == "retry.attempted"]
     if len(retries):
-        verdict += f" ({len(retries)} retr{'y' if len(retries) == 1 else 'ies'} on the way)"
+        trouble.append(f"{len(retries)} retr{'y' if len(retries) == 1 else 'ies'}")
+    if trouble:
+        verdict += "; on the way: " + ", ".join(dict.fromkeys(trouble))
     return Diagnosis(lead_id, "ok", verdict, "", "ok", None, _evidence(tl, types.isin(
         ["recipient.delivered", "flow.completed", "feedback.received"])))  # fmt: skip
+
+
+_CHECKS = (_source_rejected, _filtered, _buyer_outcome, _data_wrong, _missing_data)
 
 
 # --------------------------------------------------------------------------- snapshots
@@ -685,7 +754,13 @@ def _summarise_pii(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def bubbleup(
-    session, selection, baseline=None, *, min_leads: int = 5, top: int | None = None
+    session,
+    selection,
+    baseline=None,
+    *,
+    min_leads: int = 5,
+    top: int | None = None,
+    exclude=(),
 ) -> pd.DataFrame:
     """Rank every lead field and event attribute by how over-represented it is in
     ``selection`` compared with ``baseline`` (Honeycomb's BubbleUp).
@@ -695,6 +770,8 @@ def bubbleup(
     every other lead. Each row gives the attribute and value, how many leads of each
     group have it, their shares, and the odds ratio (with +0.5 smoothing); rows are
     ranked by odds ratio among values held by at least ``min_leads`` selected leads.
+    ``exclude`` leaves out attributes (names or prefixes such as ``"event.rejection_reason"``)
+    that define the selection itself, so what it has in common shows.
 
     >>> bubbleup(session, "outcome = 'rejected'").head(3)              # doctest: +SKIP
     """
@@ -713,6 +790,9 @@ def bubbleup(
     flags = [True] * len(sel) + [False] * len(base)
     long = session.sql(_FEATURES_SQL, {"leads": leads, "flags": flags})
     long = _summarise_pii(long).drop_duplicates(subset=["attribute", "value", "lead_id"])
+    excluded = (exclude,) if isinstance(exclude, str) else tuple(exclude)
+    if excluded:
+        long = long[~long.attribute.str.startswith(excluded)]
     # summarise high-cardinality fields instead of listing each value
     card = long.groupby("attribute").value.nunique()
     wide = card[card > _MAX_VALUES].index

@@ -1,0 +1,139 @@
+"""The audit trail: every read, search, grant and refusal, append-only, masked, and
+complete when many processes write at once."""
+
+import datetime as dt
+import multiprocessing
+import re
+import sqlite3
+
+import pandas as pd
+import pytest
+
+import workbench
+from workbench._audit import AuditError, AuditTrail
+from workbench.access import NotPermittedError, connect
+
+from .conftest import lead_events, make_event
+
+NOW = dt.datetime.now(dt.UTC)
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+SNAP = {"email": "rosalind.audit@example.com", "phone": "4155550188", "first_name": "Rosalind"}
+
+
+@pytest.fixture
+def disk(tmp_path):
+    path = tmp_path / "events.duckdb"
+    with workbench.open_store(path) as store:
+        store.append(lead_events("lead_A", NOW - dt.timedelta(hours=1)))
+        store.append([make_event(lead_id="lead_R", lead_snapshot=SNAP)])
+    return path
+
+
+def test_every_read_search_and_grant_is_recorded(disk):
+    with connect(disk, user="cora", role="compliance") as s:
+        s.timeline("lead_A")
+        s.sql("SELECT count(*) AS n FROM events WHERE lead_id = ?", ["lead_R"])
+        s.find_leads(email="rosalind.audit@example.com")
+        s.events(type="source.*", limit=2)
+        s.lead_summary("lead_A")
+        s.quarantined()
+        grant = s.unmask(purpose="ticket 99: request from rosalind.audit@example.com", minutes=5)
+        s.timeline("lead_R")
+        grant.revoke()
+        s.timeline("lead_R")
+    with connect(disk, user="adam", role="admin") as admin:
+        trail = admin.audit(user="cora")
+        assert admin.verify_audit().ok
+    assert trail.action.tolist() == [
+        "connect", "timeline", "sql", "find_leads", "events", "lead_summary", "quarantined",
+        "unmask", "timeline", "revoke", "timeline",
+    ]  # fmt: skip
+    assert set(trail.role) == {"compliance"} and trail.timestamp.map(ISO_UTC.match).all()
+    rows = trail.set_index("action", append=True)
+    by = {a: r for (_, a), r in rows.iterrows()}
+    assert by["timeline"].lead_ids == ["lead_R"] and by["find_leads"].lead_ids == ["lead_R"]
+    assert (
+        by["sql"].detail.startswith("SELECT count(*)") and "params=['lead_R']" in by["sql"].detail
+    )
+    assert by["events"].rows == 2 and by["lead_summary"].rows == 1
+    raw_read = trail.iloc[8]
+    assert not raw_read.masked and raw_read.purpose.startswith("ticket 99")
+    assert trail.iloc[10].masked and pd.isna(trail.iloc[10].purpose)
+    text = trail.to_csv()
+    assert "rosalind.audit@" not in text and "r***@example.com" in text
+
+
+def test_audit_is_for_admins_only(disk):
+    with connect(disk, user="ana") as s, pytest.raises(NotPermittedError, match="audit trail"):
+        s.audit()
+    with connect(disk, user="adam") as admin:
+        last = admin.audit(user="ana").iloc[-1]
+        assert (last.action, last.outcome) == ("audit", "refused")
+        assert admin.audit(action="audit", user="ana", since=NOW - dt.timedelta(hours=1)).shape[0]
+        assert admin.audit(lead_id="lead_nobody").empty
+
+
+def test_the_trail_is_append_only_and_tampering_shows(disk):
+    with connect(disk, user="ana") as s:
+        s.timeline("lead_A")
+    db = sqlite3.connect(str(disk) + ".audit.sqlite")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("UPDATE audit SET user = 'nobody'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("DELETE FROM audit")
+    db.execute("DROP TRIGGER audit_no_update")
+    db.execute("UPDATE audit SET rows = 0 WHERE action = 'timeline'")
+    db.commit()
+    db.close()
+    with connect(disk, user="adam") as admin:
+        report = admin.verify_audit()
+    assert not report.ok and report.first_bad_id == 2 and "TAMPERED" in str(report)
+
+
+def test_a_read_that_cannot_be_recorded_is_refused(disk, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(AuditError, match="audit="):
+        connect(disk, user="ana", audit=blocker / "audit.sqlite")
+    s = connect(disk, user="ana", audit=tmp_path / "elsewhere.sqlite")
+    s._trail.close()  # the trail is gone: no record, no data
+    with pytest.raises((AuditError, sqlite3.ProgrammingError)):
+        s.timeline("lead_A")
+
+
+def test_a_store_in_memory_keeps_one_trail_for_its_sessions(store):
+    store.append(lead_events("lead_A", NOW))
+    connect(store, user="ana").timeline("lead_A")
+    trail = connect(store, user="adam").audit()
+    assert trail.user.tolist() == ["ana", "ana", "adam"]
+    other = workbench.open_store()
+    assert connect(other, user="adam").audit().user.tolist() == ["adam"]
+
+
+def _reader(path: str, user: str, reads: int) -> int:
+    """A process that reads ``reads`` times through its own session (spawned)."""
+    config = {"users": {user: ["analyst"]}}
+    with connect(path, user=user, config=config) as s:
+        for i in range(reads):
+            s.sql("SELECT ? AS i", [i])
+    return reads
+
+
+def test_parallel_processes_lose_no_record(disk):
+    workers, reads = 4, 600
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers) as pool:
+        done = pool.starmap(_reader, [(str(disk), f"w{k}", reads) for k in range(workers)])
+    assert done == [reads] * workers
+    trail = AuditTrail(str(disk) + ".audit.sqlite")
+    df = trail.read()
+    assert len(df) == workers * (reads + 1)  # each worker connected once, then read
+    assert df.id.tolist() == list(range(1, len(df) + 1))
+    for k in range(workers):
+        mine = df[df.user == f"w{k}"]
+        assert sorted(int(d.rsplit("[", 1)[1].rstrip("]")) for d in mine.detail[1:]) == list(
+            range(reads)
+        )
+    assert trail.verify().ok
+    trail.close()

@@ -1,0 +1,295 @@
+"""The audit trail: an append-only SQLite file in WAL mode beside the store.
+
+Sessions open the store read-only and several notebooks read it at once, while DuckDB
+lets one process write a store file: so the trail lives in its own SQLite file
+(``<store>.audit.sqlite``), which many processes can append to at once. Each record is
+written in its own ``BEGIN IMMEDIATE`` transaction, so concurrent writers queue on
+SQLite's lock (with a long busy timeout) instead of losing records. Triggers refuse
+UPDATE and DELETE, and every record carries a SHA-256 chained over the record before
+it, so ``verify()`` finds any record changed or removed behind SQLite's back.
+
+Records hold what the access layer gives them; the Session masks free text before it
+gets here, so the trail itself holds no raw PII.
+
+>>> trail = AuditTrail.in_memory()
+>>> trail.append(user="ana", role="analyst", action="sql", detail="SELECT 1", rows=1)["id"]
+1
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["AuditTrail", "AuditError", "AuditVerifyReport", "utc_iso", "FIELDS"]
+
+#: The columns of an audit record, in order.
+FIELDS = (
+    "id",
+    "timestamp",
+    "user",
+    "role",
+    "action",
+    "outcome",
+    "masked",
+    "purpose",
+    "detail",
+    "lead_ids",
+    "rows",
+    "store",
+    "session",
+    "pid",
+    "host",
+    "prev_hash",
+    "hash",
+)
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS audit (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    timestamp TEXT NOT NULL,
+    user      TEXT NOT NULL,
+    role      TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    outcome   TEXT NOT NULL,
+    masked    INTEGER NOT NULL,
+    purpose   TEXT,
+    detail    TEXT,
+    lead_ids  TEXT,
+    rows      INTEGER,
+    store     TEXT,
+    session   TEXT,
+    pid       INTEGER,
+    host      TEXT,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_timestamp ON audit (timestamp);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: records cannot be changed'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: records cannot be deleted'); END;
+"""
+
+GENESIS = "0" * 64
+_HASHED = FIELDS[1:-2]  # every field but id and the two hashes
+_memory_ids = itertools.count(1)
+
+
+class AuditError(RuntimeError):
+    """The audit trail cannot be opened or written; the read it was to record is refused."""
+
+
+@dataclass(frozen=True)
+class AuditVerifyReport:
+    """The result of recomputing the audit trail's hash chain."""
+
+    ok: bool
+    records: int
+    first_bad_id: int | None = None
+    problem: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"OK: {self.records:,} audit records, hash chain intact"
+        return f"TAMPERED at audit record {self.first_bad_id}: {self.problem}"
+
+
+def utc_iso(t: dt.datetime | None = None) -> str:
+    """A UTC time as ISO-8601 with milliseconds and ``Z``: ``2026-11-27T14:30:45.123Z``."""
+    t = (t or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def _record_hash(prev: str, record: dict) -> str:
+    body = json.dumps([record.get(k) for k in _HASHED], ensure_ascii=False, default=str)
+    return hashlib.sha256((prev + body).encode()).hexdigest()
+
+
+class AuditTrail:
+    """One audit trail (a SQLite database); thread-safe, shared by the sessions of a store."""
+
+    def __init__(self, target: str, *, uri: bool = False, label: str | None = None):
+        self.label = label or target
+        self.path = None if uri else Path(target)
+        self._lock = threading.Lock()
+        try:
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                target, uri=uri, timeout=60, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA busy_timeout = 60000")
+            if not uri:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                # WAL + NORMAL: a commit survives a crash of the process, not of the OS
+                self._db.execute("PRAGMA synchronous = NORMAL")
+            self._retry(lambda: self._db.executescript(_DDL))
+        except (sqlite3.Error, OSError) as e:
+            raise AuditError(
+                f"cannot open the audit trail {self.label}: {e}. Sessions record every read "
+                "there; give connect(..., audit='PATH') a writable file"
+            ) from None
+
+    @classmethod
+    def in_memory(cls) -> AuditTrail:
+        """A trail that lives as long as this object (for stores in memory)."""
+        name = f"file:workbench_audit_{os.getpid()}_{next(_memory_ids)}?mode=memory&cache=shared"
+        return cls(name, uri=True, label="memory")
+
+    def _retry(self, fn, attempts: int = 20):
+        for i in range(attempts):
+            try:
+                return fn()
+            except sqlite3.OperationalError as e:
+                transient = "locked" in str(e) or "busy" in str(e)
+                if not transient or i == attempts - 1:
+                    raise
+                time.sleep(0.01 * (i + 1))
+
+    def append(
+        self,
+        *,
+        user: str,
+        role: str,
+        action: str,
+        outcome: str = "ok",
+        masked: bool = True,
+        purpose: str | None = None,
+        detail: str | None = None,
+        lead_ids=None,
+        rows: int | None = None,
+        store: str | None = None,
+        session: str | None = None,
+        at: dt.datetime | None = None,
+    ) -> dict:
+        """Append one record and return it (with its id and hash)."""
+        record = {
+            "timestamp": utc_iso(at),
+            "user": user,
+            "role": role,
+            "action": action,
+            "outcome": outcome,
+            "masked": 1 if masked else 0,
+            "purpose": purpose,
+            "detail": detail,
+            "lead_ids": None if lead_ids is None else json.dumps(list(lead_ids)),
+            "rows": None if rows is None else int(rows),
+            "store": store,
+            "session": session,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+        }
+        with self._lock:
+            try:
+                return self._retry(lambda: self._insert(record))
+            except sqlite3.Error as e:
+                raise AuditError(
+                    f"cannot write to the audit trail {self.label}: {e}; the read was refused"
+                ) from None
+
+    def _insert(self, record: dict) -> dict:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")  # take the write lock before reading the last hash
+        try:
+            row = db.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+            prev = row[0] if row else GENESIS
+            rec = dict(record, prev_hash=prev, hash=_record_hash(prev, record))
+            cols = [k for k in FIELDS if k != "id"]
+            cur = db.execute(
+                f"INSERT INTO audit ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [rec[k] for k in cols],
+            )
+            rec["id"] = cur.lastrowid
+            db.execute("COMMIT")
+            return rec
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def read(
+        self,
+        *,
+        user: str | None = None,
+        action: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        lead_id: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Records matching every filter given, oldest first (``since``/``until`` as ISO text)."""
+        where, params = [], []
+        for col, value in (("user", user), ("action", action)):
+            if value is not None:
+                where.append(f"{col} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("timestamp >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("timestamp < ?")
+            params.append(until)
+        if lead_id is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(audit.lead_ids) WHERE value = ?)")
+            params.append(lead_id)
+        q = f"SELECT {', '.join(FIELDS)} FROM audit"
+        if where:
+            q += " WHERE " + " AND ".join(where)
+        q += " ORDER BY id"
+        if limit is not None:
+            q += " LIMIT ?"
+            params.append(int(limit))
+        with self._lock:
+            rows = self._retry(lambda: self._db.execute(q, params).fetchall())
+        df = pd.DataFrame(rows, columns=list(FIELDS))
+        df["masked"] = df["masked"].astype(bool)
+        df["rows"] = df["rows"].astype("Int64")
+        df["pid"] = df["pid"].astype("Int64")
+        df["lead_ids"] = pd.Series(
+            [json.loads(v) if isinstance(v, str) else [] for v in df["lead_ids"]],
+            index=df.index,
+            dtype=object,
+        )
+        return df
+
+    def count(self) -> int:
+        with self._lock:
+            return self._retry(lambda: self._db.execute("SELECT count(*) FROM audit").fetchone())[0]
+
+    def verify(self) -> AuditVerifyReport:
+        """Recompute the hash chain over every record, in id order."""
+        with self._lock:
+            rows = self._retry(
+                lambda: self._db.execute(
+                    f"SELECT {', '.join(FIELDS)} FROM audit ORDER BY id"
+                ).fetchall()
+            )
+        prev = GENESIS
+        for n, row in enumerate(rows):
+            rec = dict(zip(FIELDS, row, strict=True))
+            if rec["prev_hash"] != prev:
+                return AuditVerifyReport(
+                    False, n, rec["id"], "the record before it was removed or changed"
+                )
+            if _record_hash(prev, rec) != rec["hash"]:
+                return AuditVerifyReport(False, n, rec["id"], "its content no longer matches")
+            prev = rec["hash"]
+        return AuditVerifyReport(True, len(rows))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

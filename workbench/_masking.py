@@ -1,0 +1,598 @@
+"""Masking rules: a PII value by its field type, a JSON document by its keys, free text by
+the shapes of emails, phone numbers, SSNs and IP addresses.
+
+The field type of a value comes from the catalogue (``catalog.field_type``), so declaring
+a field's type is all it takes to mask it. Every rule is idempotent (masking a masked
+value changes nothing), keeps already-masked values masked, and never raises: a value
+that cannot be read is masked as a whole. Masks use a fixed number of asterisks so a
+mask does not reveal a value's length.
+
+>>> mask_value("email", "john.smith@example.com")
+'j***@example.com'
+>>> mask_text("call (512) 555-1234 or mail jo@example.com")
+'call (512) ***-**** or mail j***@example.com'
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, urlencode
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import catalog
+from .catalog import FieldType
+
+__all__ = [
+    "mask_value",
+    "mask_text",
+    "mask_free_text",
+    "mask_document",
+    "mask_json_text",
+    "mask_raw_text",
+    "key_type",
+    "Masker",
+]
+
+STARS = "***"
+
+# --------------------------------------------------------------------------- values
+
+
+def _as_text(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def mask_email(value: str) -> str:
+    """``john.smith@example.com`` -> ``j***@example.com`` (the domain stays)."""
+    local, at, domain = value.strip().partition("@")
+    if not local and not at:
+        return value
+    first = local[:1] if local[:1] not in ("*", "") else ""
+    return f"{first}{STARS}{at}{mask_text(domain) if at else ''}"
+
+
+_PHONE_CHARS = re.compile(r"[^0-9*]")
+
+
+def mask_phone(value: str) -> str:
+    """``(512) 555-1234`` -> ``(512) ***-****``: the area code only."""
+    chars = _PHONE_CHARS.sub("", value)
+    if len(chars) == 11 and chars[0] == "1":
+        chars = chars[1:]
+    if len(chars) >= 10 and chars[:3].isdigit():
+        return f"({chars[:3]}) ***-****"
+    return mask_text(re.sub(r"\d", "*", value))
+
+
+def mask_ssn(value: str) -> str:
+    """``123-45-6789`` -> ``***-**-6789``: the last four digits only."""
+    chars = _PHONE_CHARS.sub("", value)
+    if len(chars) >= 9:
+        last4 = chars[-4:] if chars[-4:].isdigit() else "****"
+        return f"***-**-{last4}"
+    return re.sub(r"\d", "*", value)
+
+
+def mask_name(value: str) -> str:
+    """``John Smith`` -> ``J***``: the first letter and asterisks."""
+    s = value.strip()
+    if not s:
+        return value
+    first = s[0] if s[0] != "*" else ""
+    return f"{first}{STARS}"
+
+
+def mask_street(value: str) -> str:
+    """``123 Main St`` -> ``*** M***``: no house number, the street's first letter."""
+    for token in value.split():
+        if any(c.isalpha() for c in token):
+            letter = next(c for c in token if c.isalpha())
+            return f"{STARS} {letter}{STARS}"
+    return STARS if value.strip() else value
+
+
+def mask_ip(value: str) -> str:
+    """``203.0.113.9`` -> ``203.0.***.***``; IPv6 keeps its first two groups."""
+    s = value.strip()
+    if ":" in s and "." not in s:
+        groups = s.split(":")
+        return ":".join(groups[:2]) + ":****"
+    parts = s.split(".")
+    if len(parts) == 4:
+        head = [p if p.isdigit() else "***" for p in parts[:2]]
+        return ".".join(head + ["***", "***"])
+    return re.sub(r"\d", "*", value)
+
+
+_YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
+
+
+def mask_dob(value: str) -> str:
+    """``1980-01-02`` -> ``1980-**-**``, ``01/02/1980`` -> ``**/**/1980``: the year only."""
+    m = _YEAR.search(value)
+    out = re.sub(r"[0-9A-Za-z]", "*", value)
+    if m:
+        out = out[: m.start()] + m.group(1) + out[m.end() :]
+    return out
+
+
+_BY_TYPE = {
+    FieldType.EMAIL: mask_email,
+    FieldType.PHONE: mask_phone,
+    FieldType.SSN: mask_ssn,
+    FieldType.FIRST_NAME: mask_name,
+    FieldType.LAST_NAME: mask_name,
+    FieldType.FULL_NAME: mask_name,
+    FieldType.STREET_ADDRESS: mask_street,
+    FieldType.IP_ADDRESS: mask_ip,
+    FieldType.DATE_OF_BIRTH: mask_dob,
+}
+
+# Parts of a typed field object (``{"normal": ..., "raw": ..., "area": ...}``) that may stay:
+# they are facts about the value or the part the mask itself shows.
+_KEEP_ANY = frozenset(
+    {
+        "type",
+        "kind",
+        "valid",
+        "masked",
+        "verified",
+        "deliverable",
+        "status",
+        "country",
+        "country_code",
+        "line_type",
+        "carrier",
+        "is_mobile",
+        "is_valid",
+        "version",
+    }
+)
+_KEEP_BY_TYPE = {
+    FieldType.PHONE: frozenset({"area", "area_code", "npa"}),
+    FieldType.EMAIL: frozenset({"domain", "host", "tld"}),
+    FieldType.SSN: frozenset({"serial", "last4", "last_four"}),
+    FieldType.DATE_OF_BIRTH: frozenset({"year"}),
+    FieldType.STREET_ADDRESS: frozenset(
+        {"city", "state", "zip", "zip_code", "postal_code", "county"}
+    ),
+}
+
+
+def _resolve(ftype) -> FieldType:
+    if isinstance(ftype, FieldType):
+        return ftype
+    if isinstance(ftype, str):
+        for t in FieldType:
+            if t.label == ftype:
+                return t
+        return catalog.field_type(ftype)
+    raise TypeError(
+        f"field type {ftype!r} is neither a FieldType nor a field name or type label "
+        f"(e.g. 'email', 'phone_1', {', '.join(t.label for t in FieldType if t.pii)})"
+    )
+
+
+def mask_value(ftype, value):
+    """Mask ``value`` as a value of ``ftype`` (a FieldType, a type label or a field name).
+
+    Values of non-PII types are masked as free text; dicts and lists are masked whole.
+
+    >>> mask_value("ssn", "123-45-6789"), mask_value("phone_1", 5125551234)
+    ('***-**-6789', '(512) ***-****')
+    """
+    refresh_field_types()
+    return _mask_typed(_resolve(ftype), value, ())
+
+
+def _mask_typed(ft: FieldType, value, path: tuple):
+    if type(value) is str:
+        rule = _BY_TYPE.get(ft)
+        if rule is not None:
+            try:
+                return rule(value)
+            except Exception:  # never let a value through because it could not be read
+                return STARS
+    if value is None or isinstance(value, bool):
+        return value
+    if not ft.pii:
+        return _mask_plain(value, path)
+    if isinstance(value, Mapping):
+        return _mask_typed_object(ft, value, path)
+    if isinstance(value, (list, tuple)):
+        return [_mask_typed(ft, v, path) for v in value]
+    try:
+        return _BY_TYPE[ft](_as_text(value))
+    except Exception:  # never let a value through because it could not be read
+        return STARS
+
+
+def _mask_typed_object(ft: FieldType, obj: Mapping, path: tuple) -> dict:
+    keep = _KEEP_ANY | _KEEP_BY_TYPE.get(ft, frozenset())
+    out = {}
+    for k, v in obj.items():
+        key = _mask_key(k)
+        lk = str(k).lower()
+        sub = key_type(str(k), path)
+        if sub.pii and lk not in keep:
+            out[key] = _mask_typed(sub, v, (*path, str(k)))
+        elif lk in keep and (v is None or isinstance(v, (bool, int, float, str))):
+            out[key] = v if not isinstance(v, str) else mask_text(v)
+        else:
+            out[key] = _mask_typed(ft, v, (*path, str(k)))
+    return out
+
+
+def _mask_plain(value, path: tuple):
+    """A value whose key says nothing about PII: mask what its shape reveals."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return _mask_string(value)
+    if isinstance(value, int):
+        return mask_phone(str(value)) if _PHONE_INT.match(str(value)) else value
+    if isinstance(value, float):
+        return value
+    if isinstance(value, Mapping):
+        return _mask_mapping(value, path)
+    if isinstance(value, (list, tuple)):
+        return [_mask_plain(v, path) for v in value]
+    return _mask_string(_as_text(value))
+
+
+# a bare integer that reads as a North American phone number
+_PHONE_INT = re.compile(r"^(1?[2-9]\d{9})$")
+
+
+def _mask_mapping(obj: Mapping, path: tuple) -> dict:
+    out = {}
+    infos = _key_infos
+    strings = _strings_cache
+    for k, v in obj.items():
+        info = infos.get((k, path))
+        if info is None:
+            info = _key_info(k, path)
+        ft, mk = info
+        if v is None or v is True or v is False or type(v) is float:
+            out[mk] = v
+        elif ft.pii:
+            out[mk] = _mask_typed(ft, v, (*path, str(k)))
+        elif type(v) is str:
+            m = strings.get(v)
+            if m is None:
+                m = _mask_string(v)
+                if len(v) <= 256 and len(strings) < 200_000:
+                    strings[v] = m
+            out[mk] = m
+        elif type(v) is int:
+            out[mk] = v if -(10**9) < v < 10**9 else _mask_plain(v, path)
+        else:
+            out[mk] = _mask_plain(v, (*path, str(k)))
+    return out
+
+
+# (key, path) -> (field type, masked key); plain text -> masked text. Both depend on the
+# catalogue's field declarations and are cleared with them (refresh_field_types).
+_key_infos: dict[tuple, tuple[FieldType, object]] = {}
+_strings_cache: dict[str, str] = {}
+
+
+def _key_info(k, path: tuple) -> tuple[FieldType, object]:
+    sk = k if isinstance(k, str) else str(k)
+    info = (key_type(sk, path), _mask_key(k))
+    if len(_key_infos) < 100_000:
+        _key_infos[(k, path)] = info
+    return info
+
+
+_keys_cache: dict[str, str] = {}
+
+
+def _mask_key(k):
+    if not isinstance(k, str):
+        return k
+    hit = _keys_cache.get(k)
+    if hit is None:
+        hit = mask_text(k) if _MAYBE_PII.search(k) else k
+        if len(_keys_cache) < 50_000:
+            _keys_cache[k] = hit
+    return hit
+
+
+def mask_document(doc, *, field: str | None = None):
+    """Mask a decoded JSON document (dicts, lists, scalars) by its keys and its text.
+
+    >>> mask_document({"lead": {"email": "jo@example.com", "state": "TX"}})
+    {'lead': {'email': 'j***@example.com', 'state': 'TX'}}
+    """
+    refresh_field_types()
+    if field is not None:
+        return _mask_typed(key_type(field, ()), doc, (field,))
+    return _mask_plain(doc, ())
+
+
+# --------------------------------------------------------------------------- field types
+
+_types_lock = threading.Lock()
+_types_cache: dict[tuple, FieldType] = {}
+_types_snapshot: dict = {}
+
+
+def key_type(key: str, path: tuple = ()) -> FieldType:
+    """The field type of ``key`` found under ``path`` (outer keys), from the catalogue.
+
+    A dotted name declared with ``register_field("applicant.tax_id", "ssn")`` matches the
+    key ``tax_id`` under ``applicant``.
+
+    >>> key_type("email").label, key_type("tax_id", ("applicant",)).label
+    ('email', 'text')
+    """
+    cache_key = (key, *path[-2:])
+    ft = _types_cache.get(cache_key)
+    if ft is not None:
+        return ft
+    ft = catalog.field_type(key)
+    if ft is FieldType.TEXT and path:
+        for depth in (1, 2):
+            if len(path) >= depth:
+                dotted = ".".join((*path[-depth:], key))
+                if dotted.lower() in catalog.FIELD_TYPES:
+                    ft = catalog.FIELD_TYPES[dotted.lower()]
+                    break
+    with _types_lock:
+        _types_cache[cache_key] = ft
+    return ft
+
+
+def refresh_field_types() -> None:
+    """Forget cached field types when the catalogue's declarations changed."""
+    global _types_snapshot
+    current = catalog.FIELD_TYPES
+    if current != _types_snapshot:
+        with _types_lock:
+            _types_cache.clear()
+            _key_infos.clear()
+            _strings_cache.clear()
+            _types_snapshot = dict(current)
+
+
+# --------------------------------------------------------------------------- free text
+
+_MAYBE_PII = re.compile(r"[@]|%40|\d{3}|\d\.\d+\.\d")
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@|%40)"
+    r"([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"
+)
+_SSN = re.compile(r"(?<![\d*])\d{3}[- ]\d{2}[- ](\d{4})(?!\d)")
+_PHONE = re.compile(
+    r"(?<![\d*])(?:\+?1[\s.-]?)?\(?([2-9]\d{2})\)?[\s.-]?\d{3}[\s.-]?\d{4}(?![\d*])"
+)
+_LOCAL_PHONE = re.compile(r"(?<![\d*-])\d{3}-\d{4}(?![\d*-])")
+_IPV4 = re.compile(r"(?<![\d.])(\d{1,3})\.(\d{1,3})\.\d{1,3}\.\d{1,3}(?!\.?\d)")
+_LONG_DIGITS = re.compile(r"\d{7,}")
+_DIGITS3 = re.compile(r"\d{3}")
+# Strings that may hold structure or PII; anything else is returned as it is. A wider
+# test in DuckDB's RE2 dialect lets SQL skip the masking function for plain text: it
+# matches whatever this one matches (Python's \d is any Unicode digit, so any non-ASCII
+# text goes to Python), and compiles fast (a view is bound, and its regexes compiled, on
+# every query; Unicode classes would cost ~0.5 ms each time).
+_NEEDS_WORK = re.compile(r"[{\[<=:@%]|\d{3}|\d\.\d")
+NEEDS_WORK_RE2 = r"[{\[<=:@%]|[0-9]{3}|[0-9][.][0-9]|[^\x00-\x7F]"
+# "key": "value" and key=value pairs in text that is not (valid) JSON
+_LOOSE_PAIR = re.compile(
+    r"""(["']?)([A-Za-z_][\w.\-]{0,63})\1(\s*[:=]\s*)("(?:[^"\\\n]|\\.)*"?|'[^'\n]*'?|[^\s,;&}\])(<>"']+)"""
+)
+
+
+def mask_text(text: str) -> str:
+    """Mask emails, phone numbers, SSNs, IPv4 addresses and runs of 7+ digits in text.
+
+    >>> mask_text("SSN 123-45-6789, ip 203.0.113.9")
+    'SSN ***-**-6789, ip 203.0.***.***'
+    """
+    if not isinstance(text, str) or not _MAYBE_PII.search(text):
+        return text
+    s = text
+    if "@" in s or "%40" in s:
+        s = _EMAIL.sub(lambda m: f"{m.group(1)}{STARS}{m.group(2)}{m.group(3)}", s)
+    if _DIGITS3.search(s):
+        s = _SSN.sub(lambda m: f"***-**-{m.group(1)}", s)
+        s = _PHONE.sub(lambda m: f"({m.group(1)}) ***-****", s)
+        s = _LOCAL_PHONE.sub("***-****", s)
+        s = _LONG_DIGITS.sub(lambda m: "*" * len(m.group(0)), s)
+    if "." in s:
+        s = _IPV4.sub(lambda m: f"{m.group(1)}.{m.group(2)}.***.***", s)
+    return s
+
+
+def _mask_loose_pairs(text: str) -> str:
+    """``"email": "jo@x.com"`` or ``ssn=123-45-6789`` in broken JSON or plain text."""
+
+    def repl(m):
+        ft = key_type(m.group(2))
+        if not ft.pii:
+            return m.group(0)
+        raw = m.group(4)
+        quote = raw[0] if raw[:1] in ("'", '"') else ""
+        inner = raw[len(quote) :]
+        closing = quote if quote and inner.endswith(quote) and len(inner) >= 1 else ""
+        if closing:
+            inner = inner[:-1]
+        masked = _BY_TYPE[ft](inner) if inner else inner
+        return f"{m.group(1)}{m.group(2)}{m.group(1)}{m.group(3)}{quote}{masked}{closing}"
+
+    return _LOOSE_PAIR.sub(repl, text)
+
+
+_FORM = re.compile(r"^[A-Za-z_][\w.\-\[\]]*=[^&\s]*(&[A-Za-z_][\w.\-\[\]]*=[^&\s]*)+$")
+_TAG = re.compile(r"<([A-Za-z_][\w.\-]*)>([^<]*)</\1>")
+
+
+def _mask_string(s: str) -> str:
+    """A string under a non-PII key: embedded JSON, form data, XML tags, then free text."""
+    if not _NEEDS_WORK.search(s):
+        return s
+    stripped = s.strip()
+    if stripped[:1] in ("{", "[") and len(stripped) > 1:
+        try:
+            doc = json.loads(stripped)
+        except ValueError:
+            doc = None
+        if isinstance(doc, (dict, list)):
+            return json.dumps(_mask_plain(doc, ()), ensure_ascii=False, separators=(",", ":"))
+    if "=" in s and _FORM.match(stripped):
+        pairs = parse_qsl(stripped, keep_blank_values=True)
+        return mask_text(
+            urlencode([(k, _mask_typed(key_type(k), v, ())) for k, v in pairs], safe="*@()")
+        )
+    if "<" in s and "</" in s:
+        s = _TAG.sub(
+            lambda m: (
+                f"<{m.group(1)}>{_mask_typed(key_type(m.group(1)), m.group(2), ())}</{m.group(1)}>"
+            ),
+            s,
+        )
+    s = mask_text(s)
+    if ("=" in s or ":" in s) and any(c.isalpha() for c in s):
+        s = _mask_loose_pairs(s)
+    return s
+
+
+def mask_free_text(text):
+    """Mask a free-text value (a reason, an error message, a request body): embedded JSON,
+    form data and XML by their keys, ``key: value`` pairs by the key's type, then shapes.
+
+    >>> mask_free_text("Invalid email: john@example.com (first_name=Jonathan)")
+    'Invalid email: j***@example.com (first_name=J***)'
+    """
+    if not isinstance(text, str):
+        return text
+    refresh_field_types()
+    return _mask_string(text)
+
+
+def mask_json_text(text: str | None) -> str | None:
+    """Mask a JSON text (a ``metadata`` or ``lead_snapshot`` value); compact output.
+
+    >>> mask_json_text('{"phone": "5125551234", "state": "TX"}')
+    '{"phone":"(512) ***-****","state":"TX"}'
+    """
+    if text is None:
+        return None
+    try:
+        doc = json.loads(text)
+    except (ValueError, TypeError):
+        return json.dumps(mask_raw_text(str(text)), ensure_ascii=False)
+    try:
+        return json.dumps(_mask_plain(doc, ()), ensure_ascii=False, separators=(",", ":"))
+    except Exception:  # pragma: no cover - a document we cannot walk is withheld
+        return json.dumps(STARS)
+
+
+def mask_raw_text(text: str | None) -> str | None:
+    """Mask raw input text (a quarantined line): as JSON when it parses, else by its
+    ``key: value`` pairs and free text."""
+    if text is None:
+        return None
+    try:
+        doc = json.loads(text)
+    except (ValueError, TypeError):
+        doc = None
+    if isinstance(doc, (dict, list)):
+        return json.dumps(_mask_plain(doc, ()), ensure_ascii=False)
+    return _mask_string(text) if isinstance(text, str) else _mask_string(_as_text(text))
+
+
+# --------------------------------------------------------------------------- batches
+
+
+class Masker:
+    """Masks Arrow arrays for DuckDB functions, with a cache of recent values.
+
+    Consecutive events of a lead carry the same snapshot, so a small cache saves most
+    of the parsing. The cache forgets everything when it is full or when a field
+    declaration changed.
+    """
+
+    def __init__(self, fn, *, cache_size: int = 20_000):
+        self._fn = fn
+        self._cache: dict = {}
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def __call__(self, value):
+        refresh_field_types()
+        return self._one(value)
+
+    def _one(self, value):
+        if value is None:
+            return None
+        hit = self._cache.get(value)
+        if hit is not None:
+            return hit
+        try:
+            out = self._fn(value)
+        except Exception:  # never raise with a raw value in the message
+            out = json.dumps(STARS) if self._fn is mask_json_text else STARS
+        with self._lock:
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()
+            self._cache[value] = out
+        return out
+
+    def arrow(self, array, out_type: pa.DataType | None = None) -> pa.Array:
+        """Mask every value of an Arrow array (the signature DuckDB's arrow UDFs use)."""
+        refresh_field_types()
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        if isinstance(array.type, pa.BaseExtensionType):
+            array = array.storage
+        # mask each distinct value once: a reason repeats on many events, a snapshot on
+        # every event of its lead; take() then spreads the masks over the rows in C++
+        encoded = pc.dictionary_encode(array)
+        masked = [self._one(v) for v in encoded.dictionary.to_pylist()]
+        out = pc.take(pa.array(masked, pa.string()), encoded.indices)
+        if out_type is not None and isinstance(out_type, pa.BaseExtensionType):
+            return pa.ExtensionArray.from_storage(out_type, out)
+        return out
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
+_field_maskers: dict[str, Masker] = {}
+
+
+def field_masker(label: str) -> Masker:
+    """The (cached) masker of values of one field type or field name."""
+    m = _field_maskers.get(label)
+    if m is None:
+        ft = _resolve(label)
+        m = _field_maskers[label] = Masker(lambda v, ft=ft: _mask_typed(ft, v, ()))
+    return m
+
+
+def mask_field_arrow(labels, values) -> pa.Array:
+    """Mask ``values`` by the field type named in ``labels`` (a DuckDB arrow function of
+    two columns; the label is the same on every row in practice)."""
+    refresh_field_types()
+    if isinstance(labels, pa.ChunkedArray):
+        labels = labels.combine_chunks()
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    distinct = [x for x in pc.unique(labels).to_pylist() if x is not None]
+    if len(distinct) == 1:
+        return field_masker(distinct[0]).arrow(values)
+    out = [
+        None if v is None else str(mask_value(label or "text", v))
+        for label, v in zip(labels.to_pylist(), values.to_pylist(), strict=True)
+    ]
+    return pa.array(out, pa.string())
