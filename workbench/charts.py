@@ -75,7 +75,11 @@ TEMPLATE = go.layout.Template(
             gridcolor="#ECEFF1", zerolinecolor="#CFD8DC", linecolor="#B0BEC5", ticks="outside"
         ),
         yaxis=dict(
-            gridcolor="#ECEFF1", zerolinecolor="#CFD8DC", linecolor="#B0BEC5", ticks="outside"
+            gridcolor="#ECEFF1",
+            zerolinecolor="#CFD8DC",
+            linecolor="#B0BEC5",
+            ticks="outside",
+            automargin=True,
         ),
         legend=dict(bgcolor="rgba(255,255,255,0.8)", bordercolor="#ECEFF1", borderwidth=1),
         hoverlabel=dict(font=dict(family=_FONT, size=12)),
@@ -247,26 +251,40 @@ def timeline_figure(timeline: pd.DataFrame, title: str | None = None) -> go.Figu
 # --------------------------------------------------------------------------- many leads
 
 
-def funnel_figure(funnel: pd.DataFrame, title: str = "Funnel by source") -> go.Figure:
-    """Submitted -> accepted -> delivered -> converted, one funnel per source."""
+def funnel_figure(
+    funnel: pd.DataFrame, title: str | None = None, *, by_source: bool = False
+) -> go.Figure:
+    """Submitted -> accepted -> delivered -> converted.
+
+    One funnel of all leads by default; with ``by_source=True`` each source's stages as
+    a share of what it submitted, one line per source, so drop-offs compare at a glance.
+    """
     stages = ["submitted", "accepted", "delivered", "converted"]
     _require(funnel, stages, "funnel_figure")
-    fig = _figure(title, height=420)
     if funnel.empty:
-        return _empty(fig, "no leads")
-    label_col = "source" if "source" in funnel.columns else None
-    rows = funnel.sort_values("submitted", ascending=False) if label_col else funnel
-    for i, (_, r) in enumerate(rows.iterrows()):
+        return _empty(_figure(title or "Funnel", height=380), "no leads")
+    if not by_source or "source" not in funnel.columns:
+        totals = funnel[stages].sum()
+        fig = _figure(title or "Lead funnel", height=380)
         fig.add_trace(
-            go.Funnel(
-                name=str(r[label_col]) if label_col else "all leads",
-                y=[s.capitalize() for s in stages],
-                x=[r[s] for s in stages],
-                textinfo="value+percent initial",
-                marker=dict(color=PALETTE[i % len(PALETTE)]),
-            )
-        )
-    fig.update_layout(funnelmode="group" if len(rows) > 1 else "stack")
+            go.Funnel(y=[s.capitalize() for s in stages], x=totals.values,
+                      texttemplate="%{value:,}<br>%{percentInitial:.0%}",
+                      marker=dict(color=[PALETTE[0], PALETTE[2], OUTCOME_COLORS["success"], "#1B5E20"]),
+                      connector=dict(line=dict(color="#CFD8DC", width=1)))
+        )  # fmt: skip
+        return fig
+    fig = _figure(title or "Funnel by source: share of submitted leads", height=420)
+    rows = funnel.sort_values("submitted", ascending=False)
+    for i, (_, r) in enumerate(rows.iterrows()):
+        base = r["submitted"] or 1
+        shares = [r[s] / base for s in stages]
+        fig.add_trace(
+            go.Scatter(x=[s.capitalize() for s in stages], y=shares, mode="lines+markers", name=str(r["source"]),
+                       line=dict(color=PALETTE[i % len(PALETTE)], width=2.5), marker=dict(size=8),
+                       customdata=[r[s] for s in stages],
+                       hovertemplate="%{x}: %{customdata:,} leads (%{y:.0%})<extra>" + html.escape(str(r["source"])) + "</extra>")
+        )  # fmt: skip
+    fig.update_yaxes(title="share of submitted leads", tickformat=".0%", range=[0, 1.05])
     return fig
 
 
@@ -369,7 +387,7 @@ def duration_box(samples: pd.DataFrame, title: str = "Step durations") -> go.Fig
     fig.update_layout(showlegend=False)
     fig.update_xaxes(title="duration (ms)")
     fig.add_vline(x=2000, line=dict(color=OUTCOME_COLORS["failure"], dash="dash"),
-                  annotation_text="2000 ms alert", annotation_position="top right")  # fmt: skip
+                  annotation_text="2000 ms alert", annotation_position="bottom right")  # fmt: skip
     return fig
 
 
@@ -389,25 +407,48 @@ def step_durations_figure(steps: pd.DataFrame, title: str = "Average step durati
     return fig
 
 
-def rejection_bars(rejections: pd.DataFrame, title: str = "Why leads are rejected") -> go.Figure:
-    """Rejections by reason (share of all rejections), stacked by source when given."""
+def _short(text, limit: int = 48) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def rejection_bars(
+    rejections: pd.DataFrame, title: str = "Why leads are rejected", top: int = 12
+) -> go.Figure:
+    """Rejections by reason (the ``top`` reasons, the rest grouped), stacked by source
+    when the data has a ``source`` column; the full reason shows on hover."""
     _require(rejections, ["rejection_reason", "rejections"], "rejection_bars")
-    fig = _figure(title, height=max(300, 80 + 34 * rejections.rejection_reason.nunique()))
     if rejections.empty:
-        return _empty(fig, "no rejections")
-    total = rejections.groupby("rejection_reason").rejections.sum().sort_values()
-    if "source" in rejections.columns:
-        for i, (source, part) in enumerate(rejections.groupby("source", sort=True)):
-            part = part.set_index("rejection_reason").rejections.reindex(total.index, fill_value=0)
-            fig.add_trace(go.Bar(y=part.index, x=part.values, orientation="h", name=str(source),
-                                 marker_color=PALETTE[i % len(PALETTE)]))  # fmt: skip
-        fig.update_layout(barmode="stack", legend_title="source")
+        return _empty(_figure(title, height=300), "no rejections")
+    d = rejections.copy()
+    total = d.groupby("rejection_reason").rejections.sum().sort_values(ascending=False)
+    if len(total) > top:
+        others = set(total.index[top:])
+        label = f"({len(others)} other reasons)"
+        d["rejection_reason"] = d.rejection_reason.where(~d.rejection_reason.isin(others), label)
+        total = d.groupby("rejection_reason").rejections.sum().sort_values(ascending=False)
+        total = pd.concat([total.drop(label), total[[label]]])  # the rest goes last
+    order = list(total.index[::-1])  # largest on top
+    labels = [_short(r) for r in order]
+    fig = _figure(title, height=max(300, 90 + 30 * len(order)))
+    if "source" in d.columns:
+        for i, (source, part) in enumerate(d.groupby("source", sort=True)):
+            values = part.groupby("rejection_reason").rejections.sum().reindex(order, fill_value=0)
+            fig.add_trace(
+                go.Bar(y=labels, x=values.values, orientation="h", name=str(source), customdata=order,
+                       marker_color=PALETTE[i % len(PALETTE)],
+                       hovertemplate="%{customdata}<br>%{x:,} rejections<extra>" + html.escape(str(source)) + "</extra>")
+            )  # fmt: skip
+        fig.update_layout(barmode="stack", legend_title="source", legend_traceorder="normal")
     else:
         share = total / total.sum()
-        fig.add_trace(go.Bar(y=total.index, x=total.values, orientation="h",
-                             marker_color=OUTCOME_COLORS["failure"],
-                             text=[_pct(s) for s in share], textposition="outside", cliponaxis=False))  # fmt: skip
+        fig.add_trace(
+            go.Bar(y=labels, x=total.reindex(order).values, orientation="h", marker_color=OUTCOME_COLORS["failure"],
+                   customdata=order, text=[_pct(share[r]) for r in order], textposition="outside", cliponaxis=False,
+                   hovertemplate="%{customdata}<br>%{x:,} rejections<extra></extra>")
+        )  # fmt: skip
         fig.update_layout(showlegend=False)
+    fig.update_yaxes(categoryorder="array", categoryarray=labels)
     fig.update_xaxes(title="rejections")
     return fig
 
@@ -521,6 +562,9 @@ def timeouts_figure(over_time: pd.DataFrame, title: str = "Timeouts over time") 
     if over_time.empty:
         return _empty(fig, "no timeouts")
     by = "entity_name" if "entity_name" in over_time.columns else None
+    if by:  # services and buyers that never timed out would only add flat lines
+        busy = over_time.groupby(by).timeouts.sum()
+        over_time = over_time[over_time[by].isin(busy[busy > 0].index)]
     groups = over_time.groupby(by, sort=True) if by else [("timeouts", over_time)]
     for i, (name, part) in enumerate(groups):
         fig.add_trace(go.Scatter(x=part.bucket, y=part.timeouts, mode="lines", name=str(name),
@@ -553,7 +597,7 @@ def bubbleup_figure(
     if ranked.empty:
         return _empty(fig, "nothing stands out")
     d = ranked.head(top).iloc[::-1]
-    labels = [f"{a} = {v}" for a, v in zip(d.attribute, d.value, strict=True)]
+    labels = [f"{a} = {_short(v, 40)}" for a, v in zip(d.attribute, d.value, strict=True)]
     custom = d[[c for c in ("selection_share", "baseline_share") if c in d]].to_numpy()
     fig.add_trace(
         go.Bar(

@@ -337,6 +337,11 @@ def _buyer_outcome(lead_id, tl, types):
     delivered = (types == "recipient.delivered") & (tl.outcome == "success")
     if delivered.any():
         return None
+    stopped = (types == "source.rejected") | (
+        (types == "filter.failed") & (tl.outcome == "failure")
+    )
+    if stopped.any() and not rec.any():
+        return None  # it never reached a buyer because it was rejected: said already
     completed = tl[types == "flow.completed"]
     if not rec.any():
         if (types == "flow.completed").any():
