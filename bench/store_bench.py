@@ -98,7 +98,9 @@ def reader(path: Path, batch_rows: int = 250_000):
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
-    return pa.RecordBatchReader.from_batches(pf.schema_arrow, pf.iter_batches(batch_size=batch_rows))
+    return pa.RecordBatchReader.from_batches(
+        pf.schema_arrow, pf.iter_batches(batch_size=batch_rows)
+    )
 
 
 def peak_rss_mb() -> float:
@@ -198,7 +200,9 @@ def bench_reads(store_path: Path, sqlite_path: Path | None) -> dict:
 
     out: dict = {}
     with workbench.open_store(store_path, read_only=True) as store:
-        leads = store.sql("SELECT lead_id FROM lead_summary_parts USING SAMPLE 100 ROWS").lead_id.tolist()
+        leads = store.sql(
+            "SELECT lead_id FROM lead_summary_parts USING SAMPLE 100 ROWS"
+        ).lead_id.tolist()
         store.timeline(leads[0])  # warm the connection and the views
         times = []
         for lead in leads:
@@ -253,7 +257,9 @@ def bench_reads(store_path: Path, sqlite_path: Path | None) -> dict:
             pldf.filter(pl.col("type").str.starts_with("recipient."))
             .group_by(["type", "outcome"])
             .agg(pl.len().alias("count"))
-            .with_columns((pl.col("count") * 100.0 / pl.col("count").sum().over("type")).alias("pct"))
+            .with_columns(
+                (pl.col("count") * 100.0 / pl.col("count").sum().over("type")).alias("pct")
+            )
         )
 
     def pl_reject():
@@ -307,7 +313,11 @@ def bench_size(n: int, work: Path, with_sqlite: bool) -> dict:
     if not data.exists():
         print(f"  generating {n:,} synthetic events ...", flush=True)
         make_data(data, n)
-    store_path, raw_path, sqlite_path = work / "store.duckdb", work / "raw.duckdb", work / "peer.sqlite"
+    store_path, raw_path, sqlite_path = (
+        work / "store.duckdb",
+        work / "raw.duckdb",
+        work / "peer.sqlite",
+    )
     for p in (store_path, raw_path, sqlite_path):
         for q in (p, p.with_name(p.name + ".wal")):
             q.unlink(missing_ok=True)
@@ -339,8 +349,12 @@ def report(r: dict) -> None:
     print(f"  ratio append / raw insert: {eps / raw_eps:.2f}x   (target >= 0.8x)")
     if "sqlite" in r:
         s_eps = n / r["sqlite"]["seconds"]
-        print(f"SQLite ingest       {s_eps:>12,.0f} events/s   (append is {eps / s_eps:.1f}x SQLite)")
-    print(f"timeline median     {reads['timeline_ms']:>10.2f} ms   (target <= 3 ms at 10 M)", end="")
+        print(
+            f"SQLite ingest       {s_eps:>12,.0f} events/s   (append is {eps / s_eps:.1f}x SQLite)"
+        )
+    print(
+        f"timeline median     {reads['timeline_ms']:>10.2f} ms   (target <= 3 ms at 10 M)", end=""
+    )
     if "timeline_sqlite_ms" in reads:
         print(f"   SQLite {reads['timeline_sqlite_ms']:.2f} ms", end="")
     print()
@@ -356,7 +370,9 @@ def report(r: dict) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--workdir", type=Path, help="where data and stores go (default: a temp dir)")
     ap.add_argument("--no-sqlite", action="store_true", help="skip the SQLite peer")

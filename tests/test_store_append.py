@@ -308,3 +308,36 @@ def test_per_lead_summary_is_kept_up_to_date(store):
     assert s.loc["lead_ok", "events"] == 7
     assert s.loc["lead_no", "stage"] == "accepted"
     assert s.loc["lead_no", "outcome"] == "buyer_rejected"
+
+
+def test_compacted_summary_reads_the_same_as_the_parts(monkeypatch):
+    """Compaction folds summary parts into one row per lead; reads must not change."""
+    from workbench import store as store_module
+
+    t0 = dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC)
+    batches = [lead_events(f"lead_{i}", t0 + dt.timedelta(minutes=i)) for i in range(6)]
+    later = [
+        make_event("feedback.received", lead_id=f"lead_{i}", at=t0 + dt.timedelta(days=1))
+        for i in (0, 2)
+    ]
+    plain, compacting = workbench.open_store(), workbench.open_store()
+    try:
+        for b in [*batches, later]:
+            plain.append(b)
+        monkeypatch.setattr(store_module, "COMPACT_MIN_PARTS", 1)
+        monkeypatch.setattr(store_module, "COMPACT_SHARE", 0.0)
+        for i, b in enumerate([*batches, later]):
+            compacting.append(b)
+            if i == 3:  # some parts compacted, some not: the view merges both
+                monkeypatch.setattr(store_module, "COMPACT_MIN_PARTS", 10**9)
+        assert compacting.sql("SELECT count(*) AS n FROM lead_summary_compact").n[0] > 0
+        a = plain.lead_summary().sort_values("lead_id").reset_index(drop=True)
+        b = compacting.lead_summary().sort_values("lead_id").reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, b)
+        assert a.set_index("lead_id").loc["lead_0", "stage"] == "converted"
+        assert compacting.compact_summary() == 6
+        c = compacting.lead_summary().sort_values("lead_id").reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, c)
+    finally:
+        plain.close()
+        compacting.close()

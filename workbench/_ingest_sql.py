@@ -269,7 +269,7 @@ _META_PATHS = [
     "$.recipient", "$.recipient.name", "$.service", "$.service.name", "$.filter",
     "$.filter.name", "$.source", "$.source.name", "$.rejection_reason", "$.reason",
     "$.error_type", "$.http_status", "$.response.status", "$.cost", "$.revenue", "$.price",
-    "$.buyer_response.price", "$.step_name",
+    "$.buyer_response.price", "$.step_name", "$.feedback_type", "$.retry_count",
 ]  # fmt: skip
 _M = {p[2:]: i + 1 for i, p in enumerate(_META_PATHS)}
 
@@ -292,6 +292,8 @@ DERIVED = (
     "http_status",
     "cost",
     "revenue",
+    "feedback_type",
+    "retry_count",
 )
 
 
@@ -314,7 +316,9 @@ SELECT _pos, reason, hash(event_id) AS id_hash,
     CASE WHEN type = 'flow.completed' THEN NULL ELSE TRY_CAST({_m("cost")} AS DOUBLE) END AS cost,
     CASE WHEN type = 'flow.completed' THEN NULL
          ELSE TRY_CAST(coalesce({_m("revenue")}, {_m("price")}, {_m("buyer_response.price")}) AS DOUBLE)
-    END AS revenue
+    END AS revenue,
+    CASE WHEN category = 'feedback' THEN lower({_m("feedback_type")}) END AS feedback_type,
+    TRY_CAST({_m("retry_count")} AS INTEGER) AS retry_count
 FROM (
     SELECT *, coalesce(CASE category
             WHEN 'source' THEN {_name("source", "source.name")}
@@ -375,7 +379,7 @@ SELECT
     max(seq)
 FROM (
     SELECT *,
-        CASE WHEN type = 'feedback.received' THEN lower(metadata->>'$.feedback_type') END AS feedback,
+        CASE WHEN type = 'feedback.received' THEN feedback_type END AS feedback,
         CASE WHEN type = 'flow.completed' THEN metadata->>'$.final_outcome' END AS final_outcome
     FROM events WHERE seq BETWEEN $first AND $last
 )

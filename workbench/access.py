@@ -58,12 +58,11 @@ import pandas as pd
 import pyarrow as pa
 from duckdb.sqltypes import VARCHAR, DuckDBPyType
 
-from . import _masking, _sessionsql
+from . import _masking, _sessionsql, catalog
 from ._audit import AuditError, AuditTrail, AuditVerifyReport, utc_iso
 from ._sqlguard import ReadOnlyViolation, check_read_only
 from .catalog import FieldType, field_type
 from .store import (
-    _LEAD_SUMMARY_VIEW,
     EventStore,
     StoreError,
     _as_utc,
@@ -165,6 +164,7 @@ _PLAIN_COLUMNS = {
         "outcome",
         "step_name",
         "entity_name",
+        "feedback_type",
     },
     "lead_summary": {
         "lead_id",
@@ -420,7 +420,6 @@ class Grant:
 # --------------------------------------------------------------------------- session
 
 _session_ids = itertools.count(1)
-_LEAD_SUMMARY_SELECT = _LEAD_SUMMARY_VIEW[_LEAD_SUMMARY_VIEW.index("SELECT") :]
 _JSON_ARROW = pa.json_(pa.string())
 _MEMORY_TRAILS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _MEMORY_TRAILS_LOCK = threading.Lock()
@@ -600,7 +599,8 @@ class Session:
         """The cursor reads run on: masked views, or raw ones while a grant is active."""
         self._check_open()
         with self._store._lock:
-            version = self._store._tier_version
+            # tiers moved, or a PII field declared since: the views' SQL is stale
+            version = (self._store._tier_version, tuple(sorted(catalog.FIELD_TYPES.items())))
             if version != self._views_version:
                 self._build_views()
                 self._views_version = version
@@ -619,7 +619,8 @@ class Session:
         raw = self._raw_con
         for name, src in raw_sources.items():
             raw.run(f"CREATE OR REPLACE TEMP VIEW {name} AS {src}")
-        raw.run(_LEAD_SUMMARY_VIEW)
+        summary = store._lead_summary_select()
+        raw.run(f"CREATE OR REPLACE TEMP VIEW lead_summary AS {summary}")
         masked = self._masked_con
         self._kinds = {}
         for name in SESSION_RELATIONS:
@@ -628,7 +629,7 @@ class Session:
             exprs = ", ".join(self._masked_expr(c, k) for c, k in self._kinds[name].items())
             src = raw_sources.get(name)
             if src is None:  # lead_summary: the store's view over its parts
-                src = _LEAD_SUMMARY_SELECT
+                src = summary
             masked.run(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {exprs} FROM ({src})")
         self._existing = frozenset(
             r[0].lower()
@@ -659,7 +660,7 @@ class Session:
         if what == "field":
             return f"{self._fn['field']}('{label}', CAST({col} AS VARCHAR)) AS {col}"
         if what == "text":
-            needs = _masking.NEEDS_WORK_RE2.replace("'", "''")
+            needs = _masking.needs_work_re2().replace("'", "''")
             return (
                 f"CASE WHEN regexp_matches({col}, '{needs}') THEN {self._fn['text']}({col}) "
                 f"ELSE {col} END AS {col}"

@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from .store import EventStore, open_store
+from .store import EventStore, StoreError, open_store
 
 __all__ = ["project_root", "store_path", "export_path", "build", "open_sample"]
 
@@ -54,8 +54,9 @@ def export_path() -> Path:
 def build(path: str | os.PathLike | None = None, *, force: bool = False) -> Path:
     """Build the sample store from the committed export (if missing, or with ``force``)."""
     path = Path(path) if path is not None else store_path()
-    if path.exists() and not force:
+    if path.exists() and not force and _current(path):
         return path
+    force = force or path.exists()  # a store of an older schema is built again
     if force:
         for p in (path, path.with_name(path.name + ".wal")):
             p.unlink(missing_ok=True)
@@ -66,6 +67,17 @@ def build(path: str | os.PathLike | None = None, *, force: bool = False) -> Path
         _load(store)
     tmp.replace(path)
     return path
+
+
+def _current(path: Path) -> bool:
+    """Whether the store at ``path`` has this workbench's schema (else it is rebuilt)."""
+    try:
+        with open_store(path, read_only=True):
+            return True
+    except StoreError as e:
+        if "schema" in str(e) or "not a workbench store" in str(e):
+            return False
+        raise
 
 
 def _load(store: EventStore) -> None:

@@ -58,7 +58,7 @@ __all__ = [
     "Rejected",
 ]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "3"
 _HASH_PROBE = "lead-events workbench: hash probe"
 ENTITY_KINDS = ("source", "enhancement", "filter", "recipient")
 TIERS = ("hot", "warm", "cold")
@@ -89,6 +89,8 @@ DERIVED_COLUMNS = (
     "http_status",
     "cost",
     "revenue",
+    "feedback_type",
+    "retry_count",
 )
 PUBLIC_COLUMNS = RECORD_COLUMNS + DERIVED_COLUMNS
 _ALL_COLUMNS = PUBLIC_COLUMNS + ("id_hash", "chain_hash")
@@ -115,6 +117,8 @@ CREATE TABLE IF NOT EXISTS events (
     http_status      INTEGER,
     cost             DOUBLE,
     revenue          DOUBLE,
+    feedback_type    VARCHAR,
+    retry_count      INTEGER,
     id_hash          UBIGINT NOT NULL,
     chain_hash       UBIGINT NOT NULL
 );
@@ -163,6 +167,7 @@ CREATE TABLE IF NOT EXISTS lead_summary_parts (
     max_seq          BIGINT
 );
 CREATE INDEX IF NOT EXISTS lead_summary_parts_lead ON lead_summary_parts (lead_id);
+CREATE TABLE IF NOT EXISTS lead_summary_compact AS SELECT * FROM lead_summary_parts LIMIT 0;
 CREATE TABLE IF NOT EXISTS flows (flow_id VARCHAR PRIMARY KEY, name VARCHAR, description VARCHAR);
 CREATE TABLE IF NOT EXISTS entities (entity_id VARCHAR PRIMARY KEY, name VARCHAR, kind VARCHAR);
 CREATE TABLE IF NOT EXISTS steps (
@@ -193,57 +198,74 @@ CREATE TABLE IF NOT EXISTS tier_moves (
 );
 """
 
-# The per-lead summary, merged from the parts each batch appends.
-_LEAD_SUMMARY_VIEW = """
-CREATE OR REPLACE TEMP VIEW lead_summary AS
-SELECT
-    lead_id,
-    any_value(flow_id) AS flow_id,
-    arg_min(source, first_ts) FILTER (WHERE source IS NOT NULL) AS source,
-    arg_min(source_id, first_ts) FILTER (WHERE source_id IS NOT NULL) AS source_id,
-    min(submitted_at) AS submitted_at,
-    min(first_ts) AS first_seen,
-    max(last_ts) AS last_seen,
-    CASE
-        WHEN bool_or(converted) THEN 'converted'
-        WHEN bool_or(delivered) THEN 'delivered'
-        WHEN bool_or(accepted) THEN 'accepted'
-        WHEN bool_or(submitted) THEN 'submitted'
-        ELSE 'unknown'
-    END AS stage,
-    CASE
-        WHEN bool_or(returned) THEN 'returned'
-        WHEN bool_or(converted) THEN 'converted'
-        WHEN bool_or(delivered) THEN 'delivered'
-        WHEN bool_or(source_rejected) THEN 'rejected'
-        WHEN bool_or(filtered) THEN 'filtered'
-        WHEN bool_or(buyer_rejected) THEN 'buyer_rejected'
-        WHEN bool_or(delivery_error) THEN 'delivery_error'
-        WHEN bool_or(completed) THEN coalesce(any_value(final_outcome), 'completed')
-        ELSE 'in_progress'
-    END AS outcome,
-    any_value(final_outcome) AS final_outcome,
-    bool_or(submitted) AS submitted,
-    bool_or(accepted) AS accepted,
-    bool_or(source_rejected) AS source_rejected,
-    bool_or(filtered) AS filtered,
-    bool_or(delivered) AS delivered,
-    bool_or(buyer_rejected) AS buyer_rejected,
-    bool_or(delivery_error) AS delivery_error,
-    bool_or(converted) AS converted,
-    bool_or(returned) AS returned,
-    bool_or(completed) AS completed,
-    arg_max(recipient, last_ts) FILTER (WHERE recipient IS NOT NULL) AS recipient,
-    coalesce(sum(lead_cost), 0) AS lead_cost,
-    coalesce(sum(enhancement_cost), 0) AS enhancement_cost,
-    coalesce(sum(lead_cost), 0) + coalesce(sum(enhancement_cost), 0)
-        + coalesce(sum(other_cost), 0) AS total_cost,
-    coalesce(sum(revenue), 0) AS revenue,
-    sum(events)::BIGINT AS events,
-    sum(errors)::BIGINT AS errors
-FROM lead_summary_parts
-GROUP BY lead_id
+# The per-lead summary. Each batch appends one part per lead it touched
+# (lead_summary_parts, which also indexes timelines); compaction folds the parts into one
+# row per lead (lead_summary_compact, up to seq `compacted_through`), so reading the
+# summary merges only the few parts that came since, instead of grouping every part.
+
+#: How each part column merges with another part of the same lead.
+_PART_MERGE = {
+    "flow_id": "any_value", "source": "max", "source_id": "max", "submitted_at": "min",
+    "first_ts": "min", "last_ts": "max", "submitted": "bool_or", "accepted": "bool_or",
+    "source_rejected": "bool_or", "filtered": "bool_or", "delivered": "bool_or",
+    "buyer_rejected": "bool_or", "delivery_error": "bool_or", "converted": "bool_or",
+    "returned": "bool_or", "completed": "bool_or", "final_outcome": "max", "recipient": "max",
+    "lead_cost": "sum", "enhancement_cost": "sum", "other_cost": "sum", "revenue": "sum",
+    "events": "sum", "errors": "sum", "min_seq": "min", "max_seq": "max",
+}  # fmt: skip
+_PART_COLUMNS = "lead_id, " + ", ".join(_PART_MERGE)
+_MERGE_SELECT = "lead_id, " + ", ".join(
+    f"CAST({fn}({c}) AS {'INTEGER' if c in ('events', 'errors') else 'BIGINT' if c.endswith('_seq') else 'DOUBLE'}) AS {c}"
+    if fn == "sum" or c.endswith("_seq")
+    else f"{fn}({c}) AS {c}"
+    for c, fn in _PART_MERGE.items()
+)
+
+# One row per lead in, the summary's columns out (no aggregation here).
+_SUMMARY_COLUMNS = """
+    lead_id, flow_id, source, source_id, submitted_at,
+    first_ts AS first_seen, last_ts AS last_seen,
+    CASE WHEN converted THEN 'converted' WHEN delivered THEN 'delivered'
+         WHEN accepted THEN 'accepted' WHEN submitted THEN 'submitted' ELSE 'unknown' END AS stage,
+    CASE WHEN returned THEN 'returned' WHEN converted THEN 'converted' WHEN delivered THEN 'delivered'
+         WHEN source_rejected THEN 'rejected' WHEN filtered THEN 'filtered'
+         WHEN buyer_rejected THEN 'buyer_rejected' WHEN delivery_error THEN 'delivery_error'
+         WHEN completed THEN coalesce(final_outcome, 'completed') ELSE 'in_progress' END AS outcome,
+    final_outcome, coalesce(submitted, false) AS submitted, coalesce(accepted, false) AS accepted,
+    coalesce(source_rejected, false) AS source_rejected, coalesce(filtered, false) AS filtered,
+    coalesce(delivered, false) AS delivered, coalesce(buyer_rejected, false) AS buyer_rejected,
+    coalesce(delivery_error, false) AS delivery_error, coalesce(converted, false) AS converted,
+    coalesce(returned, false) AS returned, coalesce(completed, false) AS completed, recipient,
+    coalesce(lead_cost, 0) AS lead_cost, coalesce(enhancement_cost, 0) AS enhancement_cost,
+    coalesce(lead_cost, 0) + coalesce(enhancement_cost, 0) + coalesce(other_cost, 0) AS total_cost,
+    coalesce(revenue, 0) AS revenue, CAST(events AS BIGINT) AS events, CAST(errors AS BIGINT) AS errors
 """
+
+
+def lead_summary_select(db: str, compacted_through: int) -> str:
+    """The SELECT of the ``lead_summary`` view over the store ``db``'s tables."""
+    parts = f'"{db}".main.lead_summary_parts'
+    compact = f'"{db}".main.lead_summary_compact'
+    return f"""
+SELECT {_SUMMARY_COLUMNS} FROM (
+    SELECT {_PART_COLUMNS} FROM {compact}
+    WHERE lead_id NOT IN (SELECT lead_id FROM {parts} WHERE min_seq > {int(compacted_through)})
+    UNION ALL
+    SELECT {_MERGE_SELECT} FROM (
+        SELECT {_PART_COLUMNS} FROM {compact}
+        WHERE lead_id IN (SELECT lead_id FROM {parts} WHERE min_seq > {int(compacted_through)})
+        UNION ALL
+        SELECT {_PART_COLUMNS} FROM {parts} WHERE min_seq > {int(compacted_through)}
+    )
+    GROUP BY lead_id
+)
+"""
+
+
+#: Compact when the parts since the last compaction exceed this many rows and this share
+#: of the compacted leads: a few large compactions, never one per small append.
+COMPACT_MIN_PARTS = 50_000
+COMPACT_SHARE = 0.10
 
 
 # --------------------------------------------------------------------------- errors
@@ -802,6 +824,8 @@ class EventStore:
                         totals["quarantined"],
                     ],
                 )
+        if totals["stored"]:
+            self._maybe_compact()
         return IngestReport(
             received=totals["received"],
             stored=totals["stored"],
@@ -1117,7 +1141,46 @@ class EventStore:
 
     def _build_views(self, con):
         con.run(f"CREATE OR REPLACE TEMP VIEW events AS {self._events_source()}")
-        con.run(_LEAD_SUMMARY_VIEW)
+        con.run(f"CREATE OR REPLACE TEMP VIEW lead_summary AS {self._lead_summary_select()}")
+
+    def _lead_summary_select(self) -> str:
+        db = self._con.val("SELECT current_database()")
+        return lead_summary_select(db, int(self._meta("compacted_through") or 0))
+
+    def compact_summary(self) -> int:
+        """Fold the per-lead summary's parts into one row per lead, so reading the
+        summary does not re-group every part (append() does this when enough parts have
+        gathered). Returns the number of leads."""
+        self._require_writable("compact the lead summary")
+        with self._lock:
+            con = self._con
+            through = con.val("SELECT coalesce(max(max_seq), 0) FROM lead_summary_parts")
+            con.run("BEGIN TRANSACTION")
+            try:
+                con.run("DELETE FROM lead_summary_compact")
+                con.run(
+                    f"INSERT INTO lead_summary_compact ({_PART_COLUMNS}) SELECT {_MERGE_SELECT} "
+                    "FROM lead_summary_parts GROUP BY lead_id"
+                )
+                con.run(
+                    "INSERT OR REPLACE INTO store_meta VALUES ('compacted_through', ?)",
+                    [str(through)],
+                )
+                con.run("COMMIT")
+            except BaseException:
+                con.run("ROLLBACK")
+                raise
+            self._tier_version += 1  # the summary view's SQL names the new watermark
+            return int(con.val("SELECT count(*) FROM lead_summary_compact"))
+
+    def _maybe_compact(self) -> None:
+        through = int(self._meta("compacted_through") or 0)
+        fresh = self._con.val(
+            "SELECT count(*) FROM lead_summary_parts WHERE min_seq > ?", [through]
+        )
+        compacted = self._con.val("SELECT count(*) FROM lead_summary_compact")
+        if fresh >= COMPACT_MIN_PARTS and fresh >= COMPACT_SHARE * compacted:
+            self.compact_summary()
 
     def _tier_paths(self, tiers: Sequence[str]) -> list[str]:
         if not tiers or self.tiers_dir is None:
