@@ -4,6 +4,7 @@
 >>> store = workbench.open_store()
 """
 
+from ._masking import mask_document as mask
 from .access import AccessError, Grant, Session, connect
 from .catalog import FieldType, event_types, field_type, register_event_type, register_field
 from .importer import ImportInputError, ImportReport, import_events
@@ -48,6 +49,7 @@ __all__ = [
     "import_events",
     "incident",
     "load_flow",
+    "mask",
     "open_store",
     "register_event_type",
     "register_field",

@@ -365,6 +365,7 @@ def refresh_field_types() -> None:
 
 # --------------------------------------------------------------------------- free text
 
+_HEX_ID = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{24}(?![0-9A-Za-z])")
 _MAYBE_PII = re.compile(r"[@]|%40|\d{3}|\d\.\d+\.\d")
 _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@|%40)"
@@ -385,6 +386,39 @@ _DIGITS3 = re.compile(r"\d{3}")
 # every query; Unicode classes would cost ~0.5 ms each time).
 _NEEDS_WORK = re.compile(r"[{\[<=:@%]|\d{3}|\d\.\d")
 NEEDS_WORK_RE2 = r"[{\[<=:@%]|[0-9]{3}|[0-9][.][0-9]|[^\x00-\x7F]"
+
+# Words a PII key's name contains (the catalogue's rules), for needs_work_re2() below.
+# Phones, SSNs and IP addresses are masked only where their value has digits.
+_DIGIT_KEY_WORDS = ("phone", "mobile", "ssn", "ip", "security")
+_ANY_KEY_WORDS = ("name", "email", "dob", "birth", "address", "street")
+_DIGIT_TYPES = (FieldType.PHONE, FieldType.SSN, FieldType.IP_ADDRESS)
+
+
+def needs_work_re2() -> str:
+    """An RE2 pattern that matches every text :func:`mask_free_text` would change.
+
+    Narrower than ``NEEDS_WORK_RE2``: a ``:`` or ``=`` counts only after a key whose
+    name could be PII (and, for phones, SSNs and IPs, only with a digit after it), so a
+    reason such as "Invalid phone: number is disconnected" skips Python altogether
+    (tests prove text it does not match masks to itself). Built from the catalogue's PII
+    field names, so a field declared later is covered once the pattern is rebuilt.
+    """
+    digit_words, any_words = set(_DIGIT_KEY_WORDS), set(_ANY_KEY_WORDS)
+    for k, ft in catalog.FIELD_TYPES.items():
+        if ft.pii:
+            (digit_words if ft in _DIGIT_TYPES else any_words).add(k.lower())
+
+    def alt(words):
+        return "|".join(sorted(re.escape(w) for w in words))
+
+    key_end = r"[A-Za-z0-9_.\-]*[\x22']?\s*[:=]"
+    return (
+        r"[@{\[<]|%40|[0-9]{3}|[0-9][.][0-9]|[^\x00-\x7F]"
+        rf"|(?i:(?:{alt(any_words)}){key_end})"
+        rf"|(?i:(?:{alt(digit_words)}){key_end}[^\n]*[0-9])"
+    )
+
+
 # "key": "value" and key=value pairs in text that is not (valid) JSON
 _LOOSE_PAIR = re.compile(
     r"""(["']?)([A-Za-z_][\w.\-]{0,63})\1(\s*[:=]\s*)("(?:[^"\\\n]|\\.)*"?|'[^'\n]*'?|[^\s,;&}\])(<>"']+)"""
@@ -399,7 +433,9 @@ def mask_text(text: str) -> str:
     """
     if not isinstance(text, str) or not _MAYBE_PII.search(text):
         return text
-    s = text
+    # a platform's 24-hex object id holds digit runs but no person: keep it whole
+    ids = _HEX_ID.findall(text)
+    s = _HEX_ID.sub("\x00", text) if ids else text
     if "@" in s or "%40" in s:
         s = _EMAIL.sub(lambda m: f"{m.group(1)}{STARS}{m.group(2)}{m.group(3)}", s)
     if _DIGITS3.search(s):
@@ -409,6 +445,9 @@ def mask_text(text: str) -> str:
         s = _LONG_DIGITS.sub(lambda m: "*" * len(m.group(0)), s)
     if "." in s:
         s = _IPV4.sub(lambda m: f"{m.group(1)}.{m.group(2)}.***.***", s)
+    if ids:
+        parts = s.split("\x00")
+        s = "".join(p + (ids[i] if i < len(ids) else "") for i, p in enumerate(parts))
     return s
 
 

@@ -1,0 +1,150 @@
+"""No output of the layers above a masked Session shows raw PII: investigations, charts
+(their JSON, as a notebook stores it), HTML reports, and the committed notebooks.
+
+Uses the access layer's leak helpers (random leads with PII everywhere the guide puts
+it) and, for notebooks, the raw PII of the sample store itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+
+import workbench
+from workbench import alerts, analytics, charts, investigate, sample
+
+from .test_access_leak import _id, assert_no_pii, frame_text, lead_with_pii, pii_records
+
+T0 = dt.datetime(2027, 7, 1, tzinfo=dt.UTC)
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    s = workbench.open_store(sample.build(tmp_path_factory.mktemp("leak2") / "s.duckdb"))
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def session(store):
+    with workbench.connect(store, user="ana", role="analyst") as s:
+        yield s
+
+
+_N = [0]
+
+
+@settings(
+    max_examples=5,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(p=pii_records(), spouse=pii_records())
+def test_investigations_charts_and_reports_hold_no_raw_pii(
+    store, session, tmp_path_factory, p, spouse
+):
+    lead = _id("lead_leak2")
+    at = T0 + dt.timedelta(hours=_N[0])
+    _N[0] += 1
+    assert store.append(lead_with_pii(p, lead, at, spouse)).stored == 6
+    other = session.sql(
+        "SELECT lead_id FROM lead_summary WHERE outcome = 'delivered' LIMIT 1"
+    ).lead_id[0]
+    diagnosis = investigate.explain(session, lead)
+    timeline = session.timeline(lead)
+    figure = charts.timeline_figure(timeline)
+    ranked = investigate.bubbleup(session, [lead], [other], min_leads=1)
+    outputs = {
+        "explain": str(diagnosis),
+        "explain html": diagnosis._repr_html_(),
+        "diff_snapshots": frame_text(investigate.diff_snapshots(session, lead)),
+        "provenance": frame_text(investigate.provenance(session, lead, "email")),
+        "compare_leads": frame_text(investigate.compare_leads(session, lead, other)),
+        "bubbleup": frame_text(ranked),
+        "timeline chart json": figure.to_json(),
+        "bubbleup chart json": charts.bubbleup_figure(ranked).to_json(),
+        "alerts": repr(
+            alerts.alerts(
+                session, since=at - dt.timedelta(hours=1), until=at + dt.timedelta(hours=1)
+            )
+        ),
+    }
+    path = charts.report(
+        [
+            ("Timeline", figure),
+            ("Snapshots", investigate.diff_snapshots(session, lead)),
+            str(diagnosis),
+        ],
+        tmp_path_factory.mktemp("report") / "r.html",
+    )
+    # the report embeds plotly.js itself (hundreds of kB of library code whose literals
+    # can look like anything); the figures and tables around it are what must be clean
+    outputs["html report"] = re.sub(
+        r"<script[^>]*>.*?</script>",
+        lambda m: "" if len(m.group()) > 100_000 else m.group(),
+        path.read_text(),
+        flags=re.S,
+    )
+    for where, text in outputs.items():
+        assert_no_pii(text, [p, spouse], where)
+
+
+def test_analytics_results_hold_no_lead_data(session):
+    # the analyses group by steps, sources, buyers and reasons: no lead field shows
+    for df in (
+        analytics.rejection_analysis(session, by_source=True),
+        analytics.buyer_behaviour(session),
+        analytics.lead_paths(session),
+        analytics.errors_by_type(session),
+    ):
+        text = frame_text(df)
+        assert not re.search(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.[A-Za-z]", text)
+        assert not re.search(r"(?<![\d.])\d{7,}(?![\d.])", text)
+
+
+def _sample_pii() -> dict[str, set[str]]:
+    """The raw emails, phones, SSNs and names of the sample store's leads."""
+    with workbench.open_store(sample.build(), read_only=True) as s:
+        df = s.sql(
+            "SELECT DISTINCT lead_snapshot->>'email' AS email, lead_snapshot->>'phone' AS phone, "
+            "lead_snapshot->>'ssn' AS ssn, lead_snapshot->>'first_name' AS first, "
+            "lead_snapshot->>'last_name' AS last FROM events WHERE type = 'source.submitted'"
+        )
+    digits = lambda v: re.sub(r"\D", "", v or "")  # noqa: E731
+    return {
+        "email local part": {
+            e.split("@")[0] for e in df.email.dropna() if "@" in e and len(e.split("@")[0]) > 2
+        },
+        "phone": {digits(v) for v in df.phone.dropna() if len(digits(v)) >= 7},
+        "ssn": {digits(v) for v in df.ssn.dropna() if len(digits(v)) == 9},
+        "full name": {f"{a} {b}" for a, b in zip(df["first"], df["last"], strict=True) if a and b},
+    }
+
+
+@pytest.mark.parametrize("notebook", sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")))
+def test_committed_notebook_outputs_hold_no_raw_pii(notebook):
+    nb = json.loads((NOTEBOOKS / notebook).read_text())
+    text = json.dumps([c.get("outputs", []) for c in nb["cells"]])
+    # event and lead ids are 24-hex tokens whose digit runs are not lead data
+    text = re.sub(r"(?<![0-9a-f])[0-9a-f]{24}(?![0-9a-f])", "<id>", text)
+    pii = _sample_pii()
+    digits_runs = set(re.findall(r"\d{7,}", text))
+    for kind, values in pii.items():
+        if kind == "phone":
+            leaked = {
+                v
+                for v in values
+                if any(v[i : i + 7] in run for run in digits_runs for i in range(len(v) - 6))
+            }
+        elif kind == "ssn":  # the first five digits, written as they are in an SSN
+            leaked = {v for v in values if v in text or f"{v[:3]}-{v[3:5]}-" in text}
+        else:
+            leaked = {v for v in values if v in text}
+        assert not leaked, f"{notebook} shows raw {kind}: {sorted(leaked)[:3]}"
