@@ -115,8 +115,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
 
 # Per 15-minute bucket: numerator and denominator of each metric, per subject.
 _BUCKETS = """
-SELECT date_trunc('hour', e.timestamp)
-         + to_minutes(CAST(floor(minute(e.timestamp) / 15) * 15 AS BIGINT)) AS bucket,
+SELECT epoch_ms(e.timestamp) // 900000 AS bucket,
        {subject} AS subject,
        {num} AS num,
        {den} AS den
@@ -210,7 +209,7 @@ def evaluate(
         raw = session.sql(_bucket_sql(rule), {"since": since, "until": until})
         if raw.empty:
             continue
-        raw["bucket"] = pd.to_datetime(raw.bucket, utc=True)
+        raw["bucket"] = pd.to_datetime(raw.bucket.astype("int64") * 900_000, unit="ms", utc=True)
         n = int(rule.window / BUCKET)
         grid = pd.date_range(pd.Timestamp(since).floor("15min"), pd.Timestamp(until).ceil("15min"),
                              freq="15min", tz="UTC")  # fmt: skip

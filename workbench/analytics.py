@@ -82,6 +82,15 @@ def _window(since, until) -> dict:
     }
 
 
+_HOUR_MS = 3_600_000
+_BUCKET_MS = {"minute": 60_000, "hour": _HOUR_MS, "day": 86_400_000}
+
+
+def _bucket_times(numbers: pd.Series, ms: int) -> pd.Series:
+    """Bucket numbers (milliseconds since 1970 // ms) as UTC timestamps."""
+    return pd.to_datetime(numbers.astype("int64") * ms, unit="ms", utc=True)
+
+
 def _basis(basis: str) -> str:
     if basis not in BASES:
         raise ValueError(f"basis={basis!r}: use 'submission' (by when leads arrived) or 'event'")
@@ -408,8 +417,8 @@ SELECT e.entity_name AS recipient,
 FROM events e
 LEFT JOIN (
     SELECT entity_name,
-           COUNT(CASE WHEN json_field(metadata, 'feedback_type') = 'conversion' THEN 1 END) AS conversions,
-           COUNT(CASE WHEN json_field(metadata, 'feedback_type') = 'return' THEN 1 END) AS returns
+           COUNT(CASE WHEN feedback_type = 'conversion' THEN 1 END) AS conversions,
+           COUNT(CASE WHEN feedback_type = 'return' THEN 1 END) AS returns
     FROM events
     WHERE type = 'feedback.received' AND timestamp >= $since AND timestamp < $until
     GROUP BY entity_name
@@ -439,19 +448,19 @@ _q(
     "recipient_hours",
     """
 SELECT entity_name AS recipient,
-       date_trunc('hour', timestamp) AS hour_utc,
+       epoch_bucket(timestamp, $hour_ms) AS hour_utc,
        COUNT(CASE WHEN type = 'recipient.delivered' AND outcome = 'success' THEN 1 END) AS accepted,
        COUNT(CASE WHEN type IN ('recipient.delivered', 'recipient.failed') THEN 1 END) AS decided
 FROM events
 WHERE type IN ('recipient.delivered', 'recipient.failed')
   AND timestamp >= $since AND timestamp < $until
-GROUP BY entity_name, date_trunc('hour', timestamp)
+GROUP BY entity_name, epoch_bucket(timestamp, $hour_ms)
 """,
 )
 
 
 def _local_hours(df: pd.DataFrame, tz: str, column: str = "hour_utc") -> pd.Series:
-    stamps = pd.to_datetime(df[column], utc=True)
+    stamps = _bucket_times(df[column], _HOUR_MS)
     return stamps.dt.tz_convert(_tz(tz)).dt.hour
 
 
@@ -460,7 +469,13 @@ def buyer_acceptance_by_hour(session, *, tz: str = "UTC", since=None, until=None
 
     Counts are grouped by UTC hour in SQL and mapped to local hours here, so days
     that change their UTC offset are placed correctly."""
-    raw = _run(session, "recipient_hours", _window(since, until), title="", basis=EVENT_DATE)
+    raw = _run(
+        session,
+        "recipient_hours",
+        {**_window(since, until), "hour_ms": _HOUR_MS},
+        title="",
+        basis=EVENT_DATE,
+    )
     raw["hour"] = _local_hours(raw, tz)
     df = raw.groupby(["recipient", "hour"], as_index=False)[["accepted", "decided"]].sum()
     df["acceptance_rate"] = df.accepted / df.decided
@@ -516,7 +531,7 @@ SELECT COALESCE(s.source, 'unknown') AS source,
        COUNT(CASE WHEN e.type = 'source.accepted' THEN 1 END) AS accepted,
        COUNT(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success' THEN 1 END) AS delivered,
        COUNT(CASE WHEN e.type = 'feedback.received'
-                 AND json_field(e.metadata, 'feedback_type') = 'conversion' THEN 1 END) AS converted
+                 AND e.feedback_type = 'conversion' THEN 1 END) AS converted
 FROM events e
 LEFT JOIN lead_summary s ON s.lead_id = e.lead_id
 WHERE e.type IN ('source.submitted', 'source.accepted', 'recipient.delivered', 'feedback.received')
@@ -568,13 +583,13 @@ def lead_paths(session, *, since=None, until=None) -> pd.DataFrame:
 _q(
     "events_by_hour",
     """
-SELECT date_trunc('hour', timestamp) AS hour_utc,
+SELECT epoch_bucket(timestamp, $hour_ms) AS hour_utc,
        type,
        COUNT(*) AS events,
        COUNT(CASE WHEN outcome IN ('failure', 'error') THEN 1 END) AS failures
 FROM events
 WHERE type LIKE $types AND timestamp >= $since AND timestamp < $until
-GROUP BY date_trunc('hour', timestamp), type
+GROUP BY epoch_bucket(timestamp, $hour_ms), type
 """,
 )
 
@@ -586,7 +601,7 @@ def events_by_hour(
     raw = _run(
         session,
         "events_by_hour",
-        {"types": types, **_window(since, until)},
+        {"types": types, "hour_ms": _HOUR_MS, **_window(since, until)},
         title="",
         basis=EVENT_DATE,
     )
@@ -602,12 +617,12 @@ _q(
     """
 SELECT entity_name AS filter,
        COALESCE(rejection_reason, '') AS rejection_reason,
-       date_trunc('hour', timestamp) AS hour_utc,
+       epoch_bucket(timestamp, $hour_ms) AS hour_utc,
        COUNT(CASE WHEN type = 'filter.failed' THEN 1 END) AS failed,
        COUNT(*) AS evaluated
 FROM events
 WHERE type IN ('filter.passed', 'filter.failed') AND timestamp >= $since AND timestamp < $until
-GROUP BY entity_name, COALESCE(rejection_reason, ''), date_trunc('hour', timestamp)
+GROUP BY entity_name, COALESCE(rejection_reason, ''), epoch_bucket(timestamp, $hour_ms)
 """,
 )
 
@@ -625,7 +640,13 @@ def business_hours_check(
     (in ``tz``): evaluated, failed, failure rate, and whether the hour is inside
     ``open_hour``-``close_hour``. A business-hours filter set to the wrong time zone
     shows its failures shifted against the expected band (``flag`` says where)."""
-    raw = _run(session, "filter_hours", _window(since, until), title="", basis=EVENT_DATE)
+    raw = _run(
+        session,
+        "filter_hours",
+        {**_window(since, until), "hour_ms": _HOUR_MS},
+        title="",
+        basis=EVENT_DATE,
+    )
     raw["hour"] = _local_hours(raw, tz)
     df = raw.groupby(["filter", "hour"], as_index=False)[["failed", "evaluated"]].sum()
     df["failure_rate"] = df.failed / df.evaluated
@@ -670,7 +691,7 @@ def errors_by_type(session, *, since=None, until=None) -> pd.DataFrame:
 _q(
     "timeouts_over_time",
     """
-SELECT date_trunc($bucket, timestamp) AS bucket,
+SELECT epoch_bucket(timestamp, $bucket_ms) AS bucket,
        entity_name,
        COUNT(CASE WHEN error_type = 'timeout' THEN 1 END) AS timeouts,
        COUNT(CASE WHEN outcome = 'error' THEN 1 END) AS errors,
@@ -678,7 +699,7 @@ SELECT date_trunc($bucket, timestamp) AS bucket,
 FROM events
 WHERE (type LIKE 'recipient.%' OR type LIKE 'enhancement.%')
   AND timestamp >= $since AND timestamp < $until
-GROUP BY date_trunc($bucket, timestamp), entity_name
+GROUP BY epoch_bucket(timestamp, $bucket_ms), entity_name
 ORDER BY bucket, entity_name
 """,
 )
@@ -686,13 +707,14 @@ ORDER BY bucket, entity_name
 
 def timeouts_over_time(session, *, bucket: str = "hour", since=None, until=None) -> pd.DataFrame:
     """Timeouts and errors per ``bucket`` (minute, hour, day) and service or buyer."""
-    if bucket not in ("minute", "hour", "day"):
+    if bucket not in _BUCKET_MS:
         raise ValueError(f"bucket={bucket!r}: use 'minute', 'hour' or 'day'")
     df = _run(
-        session, "timeouts_over_time", {"bucket": bucket, **_window(since, until)},
+        session, "timeouts_over_time", {"bucket_ms": _BUCKET_MS[bucket], **_window(since, until)},
         title=f"Timeouts per {bucket}", basis=EVENT_DATE,
     )  # fmt: skip
     df = df[df.calls > 0].reset_index(drop=True)
+    df["bucket"] = _bucket_times(df.bucket, _BUCKET_MS[bucket])
     df["timeout_rate"] = df.timeouts / df.calls
     return df
 
@@ -700,22 +722,22 @@ def timeouts_over_time(session, *, bucket: str = "hour", since=None, until=None)
 _q(
     "retry_effectiveness",
     """
-SELECT CAST(json_field(metadata, 'retry_count') AS INTEGER) AS retry_count,
+SELECT retry_count,
        COUNT(*) AS retries,
        COUNT(CASE WHEN outcome = 'success' THEN 1 END) AS succeeded,
        CAST(COUNT(CASE WHEN outcome = 'success' THEN 1 END) AS DOUBLE) / COUNT(*) AS success_rate,
-       AVG(CAST(json_field(metadata, 'elapsed_ms') AS DOUBLE)) AS avg_elapsed_ms
+       AVG(duration_ms) AS avg_retry_ms
 FROM events
 WHERE type = 'retry.attempted' AND timestamp >= $since AND timestamp < $until
-GROUP BY CAST(json_field(metadata, 'retry_count') AS INTEGER)
+GROUP BY retry_count
 ORDER BY retry_count
 """,
 )
 
 
 def retry_effectiveness(session, *, since=None, until=None) -> pd.DataFrame:
-    """Retry effectiveness: per attempt number, how many retries succeeded and how
-    long the lead had waited."""
+    """Retry effectiveness: per attempt number, how many retries succeeded and how long
+    a retry took."""
     return _run(
         session,
         "retry_effectiveness",

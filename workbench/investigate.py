@@ -657,7 +657,7 @@ def compare_leads(session, a: str, b: str) -> pd.DataFrame:
         return df.set_index(["step", "n"])[["seq", "outcome", "duration_ms"]]
 
     sa, sb = steps(ta), steps(tb)
-    m = sa.join(sb, how="outer", lsuffix="_a", rsuffix="_b")
+    m = sa.add_suffix("_a").join(sb.add_suffix("_b"), how="outer")
     m["in"] = ["both" if not pd.isna(x) and not pd.isna(y) else ("only a" if not pd.isna(x) else "only b")
                for x, y in zip(m.seq_a, m.seq_b, strict=True)]  # fmt: skip
     m["same_outcome"] = m.outcome_a == m.outcome_b
