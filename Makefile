@@ -5,6 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SAMPLE := var/sample.duckdb
 PORT   ?= 8888
+# JupyterLab refuses to start as root unless told; containers often run as root
+ROOT   := $(if $(filter 0,$(shell id -u)),--allow-root)
+LAB_ARGS ?=
 
 .PHONY: lab test sample lint format bench clean
 
@@ -14,6 +17,10 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	@# the workbench works offline: JupyterLab should not ask to fetch news
+	@mkdir -p $(VENV)/share/jupyter/lab/settings
+	@echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' \
+	    > $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $(STAMP)
 
 $(SAMPLE): $(STAMP) $(wildcard sample_data/*)
@@ -24,7 +31,7 @@ sample: $(SAMPLE)
 
 lab: $(STAMP) $(SAMPLE)
 	WORKBENCH_SAMPLE_STORE=$(CURDIR)/$(SAMPLE) $(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) \
-	    --ServerApp.root_dir=$(CURDIR)/notebooks --LabApp.default_url=/lab/tree/00_start_here.ipynb
+	    --ServerApp.root_dir=$(CURDIR)/notebooks --LabApp.default_url=/lab/tree/00_start_here.ipynb $(ROOT) $(LAB_ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check workbench tests bench
@@ -41,6 +48,9 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python bench/store_bench.py
+	$(BIN)/python bench/sim_bench.py
+	$(BIN)/python bench/access_bench.py
+	$(BIN)/python bench/analytics_bench.py
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
