@@ -926,7 +926,7 @@ class Session:
                 parts.append("SELECT * FROM events WHERE lead_id = ? AND seq BETWEEN ? AND ?")
                 params += [lead_id, lo, hi]
             q = " UNION ALL ".join(parts) + " ORDER BY timestamp, seq"
-            return _decode(con.df(q, params))
+            return _decode(con.frame(q, params))
 
         detail = _call("timeline", lead_id)
         return self._read("timeline", detail, run, lead_ids=[lead_id], relation="events")

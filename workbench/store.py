@@ -415,6 +415,19 @@ class _Con:
     def df(self, sql: str, params=None) -> pd.DataFrame:
         return self._exec(sql, params).df()
 
+    def frame(self, sql: str, params=None) -> pd.DataFrame:
+        """Like ``df`` for a few rows of many columns (a timeline), in half the time:
+        through Arrow, whose conversion costs little per column. Integer columns holding
+        nulls become pandas' nullable integers, as ``df`` gives them."""
+        if self.closed:
+            raise StoreError("this store is closed; open it again with open_store(path)")
+        table = self.raw.sql(sql, params=params).to_arrow_table()
+        df = table.to_pandas()
+        for name, column in zip(table.column_names, table.columns, strict=True):
+            if column.null_count and pa.types.is_integer(column.type):
+                df[name] = column.to_pandas(types_mapper=_NULLABLE_INTS.get)
+        return df
+
     def execute(self, sql: str, params=None):
         """The raw result, for streaming (``fetch_record_batch``); drain it."""
         return self._exec(sql, params)
@@ -1236,7 +1249,7 @@ class EventStore:
                 parts.append("SELECT * FROM events WHERE lead_id = ? AND seq BETWEEN ? AND ?")
                 params += [lead_id, lo, hi]
             q = " UNION ALL ".join(parts) + " ORDER BY timestamp, seq"
-            return _decode(self._read(q, params))
+            return _decode(self._query_con().frame(q, params))
 
     def events(
         self,
@@ -1804,6 +1817,14 @@ def _cutoff(older_than, now=None) -> dt.datetime:
         f"older_than={older_than!r}: give a timedelta, a number of days, text such as "
         "'30 days' or '12 hours', or a datetime"
     )
+
+
+_NULLABLE_INTS = {
+    pa.int8(): pd.Int8Dtype(),
+    pa.int16(): pd.Int16Dtype(),
+    pa.int32(): pd.Int32Dtype(),
+    pa.int64(): pd.Int64Dtype(),
+}
 
 
 def _decode(df: pd.DataFrame) -> pd.DataFrame:
