@@ -67,8 +67,9 @@ from .store import (
     StoreError,
     _as_utc,
     _decode,
-    _merge_ranges,
+    _events_query,
     _sql_str,
+    _timeline_query,
     open_store,
 )
 
@@ -914,18 +915,9 @@ class Session:
         db = self._db
 
         def run(con):
-            ranges = self._raw_con.rows(
-                f'SELECT min_seq, max_seq FROM "{db}".main.lead_summary_parts '
-                "WHERE lead_id = ? ORDER BY min_seq",
-                [lead_id],
-            )
-            if not ranges:
+            q, params = _timeline_query(self._raw_con, lead_id, db)
+            if q is None:
                 return _decode(con.df("SELECT * FROM events LIMIT 0"))
-            parts, params = [], []
-            for lo, hi in _merge_ranges(ranges):
-                parts.append("SELECT * FROM events WHERE lead_id = ? AND seq BETWEEN ? AND ?")
-                params += [lead_id, lo, hi]
-            q = " UNION ALL ".join(parts) + " ORDER BY timestamp, seq"
             return _decode(con.frame(q, params))
 
         detail = _call("timeline", lead_id)
@@ -1261,44 +1253,6 @@ def _call(name: str, *args, **kwargs) -> str:
     parts = [repr(a) for a in args]
     parts += [f"{k}={v!r}" for k, v in kwargs.items() if v is not None]
     return f"{name}({', '.join(parts)})"
-
-
-def _events_query(type, outcome, lead_id, entity_id, flow_id, since, until, limit):
-    """The store's ``events()`` filters, as SQL over the session's ``events`` view."""
-    where, params = [], []
-    for col, value in (("type", type), ("outcome", outcome)):
-        if value is None:
-            continue
-        values = [value] if isinstance(value, str) else list(value)
-        ors = []
-        for v in values:
-            if col == "type" and v.endswith(".*"):
-                ors.append("starts_with(type, ?)")
-                params.append(v[:-1])
-            else:
-                ors.append(f"{col} = ?")
-                params.append(v)
-        where.append("(" + " OR ".join(ors or ["false"]) + ")")
-    for col, value in (("lead_id", lead_id), ("entity_id", entity_id), ("flow_id", flow_id)):
-        if value is not None:
-            where.append(f"{col} = ?")
-            params.append(value)
-    if since is not None:
-        where.append("timestamp >= ?")
-        params.append(_as_utc(since, "since"))
-    if until is not None:
-        where.append("timestamp < ?")
-        params.append(_as_utc(until, "until"))
-    q = "SELECT * FROM events"
-    if where:
-        q += " WHERE " + " AND ".join(where)
-    q += " ORDER BY timestamp, seq"
-    if limit is not None:
-        if int(limit) < 0:
-            raise ValueError(f"limit must be >= 0, got {limit}")
-        q += " LIMIT ?"
-        params.append(int(limit))
-    return q, params
 
 
 # --------------------------------------------------------------------------- search

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from .store import _as_utc
+
 __all__ = ["Rule", "Alert", "DEFAULT_RULES", "evaluate", "alerts", "check_latest"]
 
 BUCKET = dt.timedelta(minutes=15)
@@ -174,11 +176,7 @@ def _bucket_sql(rule: Rule) -> str:
 
 
 def _utc(value, what: str) -> dt.datetime | None:
-    if value is None:
-        return None
-    ts = pd.Timestamp(value)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts.to_pydatetime()
+    return None if value is None else _as_utc(value, what)
 
 
 def _range(session, since, until) -> tuple[dt.datetime, dt.datetime]:

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from . import _portable
+from .store import _as_utc as _utc
 
 __all__ = [
     "step_durations",
@@ -54,21 +55,6 @@ QUERIES: dict[str, str] = {}
 def _q(name: str, sql: str) -> str:
     QUERIES[name] = sql
     return sql
-
-
-def _utc(value, what: str) -> dt.datetime:
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{what}={value!r} is not an ISO-8601 date or time") from None
-    if isinstance(value, pd.Timestamp):
-        value = value.to_pydatetime()
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        value = dt.datetime(value.year, value.month, value.day)
-    if not isinstance(value, dt.datetime):
-        raise ValueError(f"{what} must be a datetime or ISO-8601 text, not {type(value).__name__}")
-    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
 
 
 _FAR_PAST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

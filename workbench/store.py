@@ -1241,18 +1241,9 @@ class EventStore:
         True
         """
         with self._lock:
-            ranges = self._con.rows(
-                "SELECT min_seq, max_seq FROM lead_summary_parts WHERE lead_id = ? ORDER BY min_seq",
-                [lead_id],
-            )
-            if not ranges:
+            q, params = _timeline_query(self._con, lead_id)
+            if q is None:
                 return _decode(self._read(f"SELECT * FROM ({self._events_source()}) LIMIT 0"))
-            spans = _merge_ranges(ranges)
-            parts, params = [], []
-            for lo, hi in spans:
-                parts.append("SELECT * FROM events WHERE lead_id = ? AND seq BETWEEN ? AND ?")
-                params += [lead_id, lo, hi]
-            q = " UNION ALL ".join(parts) + " ORDER BY timestamp, seq"
             return _decode(self._query_con().frame(q, params))
 
     def events(
@@ -1274,39 +1265,7 @@ class EventStore:
         >>> open_store().events(type="recipient.*", limit=10).empty
         True
         """
-        where, params = [], []
-        for col, value in (("type", type), ("outcome", outcome)):
-            if value is None:
-                continue
-            values = [value] if isinstance(value, str) else list(value)
-            ors = []
-            for v in values:
-                if col == "type" and v.endswith(".*"):
-                    ors.append("starts_with(type, ?)")
-                    params.append(v[:-1])
-                else:
-                    ors.append(f"{col} = ?")
-                    params.append(v)
-            where.append("(" + " OR ".join(ors or ["false"]) + ")")
-        for col, value in (("lead_id", lead_id), ("entity_id", entity_id), ("flow_id", flow_id)):
-            if value is not None:
-                where.append(f"{col} = ?")
-                params.append(value)
-        if since is not None:
-            where.append("timestamp >= ?")
-            params.append(_as_utc(since, "since"))
-        if until is not None:
-            where.append("timestamp < ?")
-            params.append(_as_utc(until, "until"))
-        q = "SELECT * FROM events"
-        if where:
-            q += " WHERE " + " AND ".join(where)
-        q += " ORDER BY timestamp, seq"
-        if limit is not None:
-            if int(limit) < 0:
-                raise ValueError(f"limit must be >= 0, got {limit}")
-            q += " LIMIT ?"
-            params.append(int(limit))
+        q, params = _events_query(type, outcome, lead_id, entity_id, flow_id, since, until, limit)
         return _decode(self._read(q, params))
 
     def lead_summary(self, lead_id: str | None = None) -> pd.DataFrame:
@@ -1775,10 +1734,69 @@ def _merge_ranges(ranges, gap: int = 250_000) -> list[tuple[int, int]]:
     return [(a, b) for a, b in out]
 
 
+def _timeline_query(con: _Con, lead_id: str, db: str | None = None):
+    """The SQL (over a relation ``events``) and parameters reading one lead's events,
+    through the seq ranges its summary parts record (so DuckDB reads only the row groups
+    holding them); ``(None, [])`` when the lead is unknown. ``db`` names the store's
+    database when ``con`` has others attached."""
+    parts_table = "lead_summary_parts" if db is None else f'"{db}".main.lead_summary_parts'
+    ranges = con.rows(
+        f"SELECT min_seq, max_seq FROM {parts_table} WHERE lead_id = ? ORDER BY min_seq",
+        [lead_id],
+    )
+    if not ranges:
+        return None, []
+    parts, params = [], []
+    for lo, hi in _merge_ranges(ranges):
+        parts.append("SELECT * FROM events WHERE lead_id = ? AND seq BETWEEN ? AND ?")
+        params += [lead_id, lo, hi]
+    return " UNION ALL ".join(parts) + " ORDER BY timestamp, seq", params
+
+
+def _events_query(type, outcome, lead_id, entity_id, flow_id, since, until, limit):
+    """``events()``'s filters as SQL over a relation ``events``, values bound."""
+    where, params = [], []
+    for col, value in (("type", type), ("outcome", outcome)):
+        if value is None:
+            continue
+        values = [value] if isinstance(value, str) else list(value)
+        ors = []
+        for v in values:
+            if col == "type" and v.endswith(".*"):
+                ors.append("starts_with(type, ?)")
+                params.append(v[:-1])
+            else:
+                ors.append(f"{col} = ?")
+                params.append(v)
+        where.append("(" + " OR ".join(ors or ["false"]) + ")")
+    for col, value in (("lead_id", lead_id), ("entity_id", entity_id), ("flow_id", flow_id)):
+        if value is not None:
+            where.append(f"{col} = ?")
+            params.append(value)
+    if since is not None:
+        where.append("timestamp >= ?")
+        params.append(_as_utc(since, "since"))
+    if until is not None:
+        where.append("timestamp < ?")
+        params.append(_as_utc(until, "until"))
+    q = "SELECT * FROM events"
+    if where:
+        q += " WHERE " + " AND ".join(where)
+    q += " ORDER BY timestamp, seq"
+    if limit is not None:
+        if int(limit) < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        q += " LIMIT ?"
+        params.append(int(limit))
+    return q, params
+
+
 def _as_utc(value, what: str) -> dt.datetime:
+    """A datetime, date, pandas Timestamp or ISO-8601 text as an aware UTC datetime
+    (naive values are taken as UTC); a clear ValueError naming ``what`` otherwise."""
     if isinstance(value, str):
         try:
-            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             raise ValueError(f"{what}={value!r} is not an ISO-8601 date or time") from None
     if isinstance(value, pd.Timestamp):

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from ..store import _as_utc
 from ._chunk import DAY, HOUR, TYPES, Chunk, Plan
 from .flow import Flow, load_flow
 from .incidents import Incident, _b62, as_spec, resolve
@@ -102,18 +103,8 @@ class RunReport:
 
 
 def _utc(value, what: str) -> dt.datetime:
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{what}={value!r} is not an ISO-8601 time") from None
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        value = dt.datetime(value.year, value.month, value.day)
-    if not isinstance(value, dt.datetime):
-        raise ValueError(f"{what} must be a datetime or ISO-8601 text, got {type(value).__name__}")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    value = value.astimezone(dt.UTC)
+    """As the store reads times, truncated to the millisecond events carry."""
+    value = _as_utc(value, what)
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
