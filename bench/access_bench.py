@@ -25,32 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import duckdb  # noqa: E402
 import synthetic  # noqa: E402
+from store_bench import STEP_DURATION, SUCCESS_RATES  # noqa: E402  the guide's queries
 
 import workbench  # noqa: E402
 from workbench.access import connect  # noqa: E402
-
-STEP_DURATION = """
-SELECT
-step_name,
-AVG(duration_ms) as avg_duration,
-MAX(duration_ms) as max_duration,
-COUNT(*) as executions
-FROM events
-WHERE timestamp > NOW() - INTERVAL '24 hours'
-GROUP BY step_name
-ORDER BY avg_duration DESC
-"""
-
-SUCCESS_RATES = """
-SELECT
-type,
-outcome,
-COUNT(*) as count,
-COUNT(*) * 100.0 / SUM(COUNT(*)) OVER (PARTITION BY type) as percentage
-FROM events
-WHERE type LIKE 'recipient.%'
-GROUP BY type, outcome
-"""
 
 REJECTIONS = """
 SELECT rejection_reason, count(*) AS n FROM events
