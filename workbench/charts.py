@@ -346,12 +346,14 @@ def hour_heatmap(
         columns=range(24)
     )
     is_rate = "rate" in value or "share" in value
+    # red marks the bad end: low acceptance, but high failure, error or rejection rates
+    bad_high = any(w in value for w in ("fail", "error", "reject", "timeout", "return"))
     fig.add_trace(
         go.Heatmap(
             z=grid.values,
             x=[f"{h:02d}" for h in grid.columns],
             y=[str(i) for i in grid.index],
-            colorscale="RdYlGn" if is_rate else "Blues",
+            colorscale=("RdYlGn_r" if bad_high else "RdYlGn") if is_rate else "Blues",
             zmin=0 if is_rate else None,
             zmax=1 if is_rate else None,
             colorbar=dict(title=value.replace("_", " "), tickformat=".0%" if is_rate else None),
@@ -534,7 +536,8 @@ def buyer_figure(buyers: pd.DataFrame, title: str = "Buyer acceptance") -> go.Fi
     ]
     fig.add_trace(go.Bar(y=d.recipient, x=d.acceptance_rate, orientation="h", marker_color=colors,
                          text=[_pct(a) for a in d.acceptance_rate], textposition="outside", cliponaxis=False))  # fmt: skip
-    fig.add_vline(x=0.7, line=dict(color="#37474F", dash="dash"), annotation_text="70%")
+    fig.add_vline(x=0.7, line=dict(color="#37474F", dash="dash"), annotation_text="70%",
+                  annotation_position="top")  # fmt: skip
     fig.update_xaxes(title="acceptance rate", tickformat=".0%", range=[0, 1.1])
     fig.update_layout(showlegend=False)
     return fig
@@ -583,7 +586,7 @@ def retry_figure(retries: pd.DataFrame, title: str = "Retry effectiveness") -> g
                          customdata=retries.retries, text=[_pct(v) for v in retries.success_rate],
                          textposition="outside", cliponaxis=False,
                          hovertemplate="attempt %{x}: %{y:.0%} of %{customdata:,} retries succeeded<extra></extra>"))  # fmt: skip
-    fig.update_xaxes(title="retry attempt")
+    fig.update_xaxes(title="retry attempt", type="category")  # attempts 1, 2, … not 0.6-1.4
     fig.update_yaxes(title="succeeded", tickformat=".0%", range=[0, 1.1])
     return fig
 
