@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import workbench
-from workbench._audit import AuditError, AuditTrail
 from workbench.access import NotPermittedError, connect
+from workbench.access.audit import AuditError, AuditTrail
 
 from .conftest import lead_events, make_event
 

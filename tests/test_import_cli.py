@@ -18,8 +18,13 @@ def test_import_prints_the_mapping_and_ingest_reports(tmp_path, capsys):
     assert 'derived events (metadata "derived": true)' in out
     assert "unknown step type 'webhook'" in out
     assert "stored               32" in out and "quarantined           1" in out
-    assert main(args) == 0
+    config = ["--flow-config", str(FIXTURES / "flow_config.yaml")]
+    assert main([*args, *config]) == 0
     assert "duplicates           32" in capsys.readouterr().out
+    # without the flow config the same objects map to other events: kept aside, not lost
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "stored                0" in out and "with other content" in out
     with workbench.open_store(store, read_only=True) as s:
         assert s.count() == 32
 

@@ -12,7 +12,8 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench import _masking, catalog
+from workbench import catalog
+from workbench.access import masking as _masking
 
 FRAGMENTS = [
     "john.smith@example.com", "jo%40x.com", "(512) 555-0123", "512-555-0123", "5125550123",

@@ -46,10 +46,13 @@ def test_reingesting_is_a_no_op(store):
 
 def test_duplicates_within_one_input_keep_the_first(store):
     e = make_event()
-    twin = dict(e, outcome="success", duration_ms=999)
-    r = store.append([e, twin])
-    assert (r.stored, r.duplicates) == (1, 1)
+    twin = dict(e, metadata=json.loads(json.dumps(e["metadata"])))  # same content
+    changed = dict(e, outcome="success", duration_ms=999)  # same id, other content
+    r = store.append([e, twin, changed])
+    assert (r.stored, r.duplicates, r.quarantined) == (1, 1, 1)
     assert store.events().duration_ms.tolist() == [25]
+    (reason,) = store.quarantined().reason
+    assert "given earlier in the same input with other content" in reason
 
 
 @pytest.mark.parametrize(
@@ -272,9 +275,11 @@ def test_non_event_items_are_quarantined_not_dropped(store):
 def test_a_failed_batch_leaves_nothing_half_written(store, monkeypatch):
     store.append([make_event()])
 
+    from workbench.store import summary
+
     monkeypatch.setattr(
-        workbench.store._ingest_sql,
-        "INSERT_SUMMARY_SQL",
+        summary,
+        "INSERT_PARTS_SQL",
         "SELECT error('disk full ' || $first || $last)",
     )
     with pytest.raises(Exception, match="disk full"):
@@ -324,12 +329,12 @@ def test_compacted_summary_reads_the_same_as_the_parts(monkeypatch):
     try:
         for b in [*batches, later]:
             plain.append(b)
-        monkeypatch.setattr(store_module, "COMPACT_MIN_PARTS", 1)
-        monkeypatch.setattr(store_module, "COMPACT_SHARE", 0.0)
+        monkeypatch.setattr(store_module.summary, "COMPACT_MIN_PARTS", 1)
+        monkeypatch.setattr(store_module.summary, "COMPACT_SHARE", 0.0)
         for i, b in enumerate([*batches, later]):
             compacting.append(b)
             if i == 3:  # some parts compacted, some not: the view merges both
-                monkeypatch.setattr(store_module, "COMPACT_MIN_PARTS", 10**9)
+                monkeypatch.setattr(store_module.summary, "COMPACT_MIN_PARTS", 10**9)
         assert compacting.sql("SELECT count(*) AS n FROM lead_summary_compact").n[0] > 0
         a = plain.lead_summary().sort_values("lead_id").reset_index(drop=True)
         b = compacting.lead_summary().sort_values("lead_id").reset_index(drop=True)

@@ -4,8 +4,8 @@
 >>> store = workbench.open_store()
 """
 
-from ._masking import mask_document as mask
 from .access import AccessError, Grant, Session, connect
+from .access.masking import mask_document as mask
 from .catalog import FieldType, event_types, field_type, register_event_type, register_field
 from .importer import ImportInputError, ImportReport, import_events
 from .sim import FlowError, IncidentError, RunReport, incident, load_flow, simulate

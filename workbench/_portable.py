@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import re
 
+from .errors import WorkbenchError  # noqa: I001
+
 __all__ = ["render", "check", "PortabilityError"]
 
 _JSON_FIELD = re.compile(r"json_field\(\s*([\w.]+)\s*,\s*'([\w.]+)'\s*\)")
 _EPOCH_BUCKET = re.compile(r"epoch_bucket\(\s*([\w.]+)\s*,\s*(\$\w+|\d+)\s*\)")
 
 
-class PortabilityError(ValueError):
+class PortabilityError(WorkbenchError, ValueError):
     """SQL that uses a construct outside the shared DuckDB/Spark subset."""
 
 

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from . import _portable
-from .store import _as_utc as _utc
+from .timeutil import as_utc as _utc
 
 __all__ = [
     "step_durations",

@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
+from .errors import WorkbenchError  # noqa: I001
+
 __all__ = [
     "OUTCOMES",
     "EventType",
@@ -50,7 +52,7 @@ _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _KEY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
-class CatalogError(ValueError):
+class CatalogError(WorkbenchError, ValueError):
     """An event type or field declaration that the catalogue cannot accept."""
 
 
@@ -530,6 +532,56 @@ FIELD_TYPES: dict[str, FieldType] = {
     "date_of_birth": FieldType.DATE_OF_BIRTH,
     "birth_date": FieldType.DATE_OF_BIRTH,
     "birthdate": FieldType.DATE_OF_BIRTH,
+    # how sources, buyers and other systems also name them
+    "fname": FieldType.FIRST_NAME,
+    "firstname": FieldType.FIRST_NAME,
+    "forename": FieldType.FIRST_NAME,
+    "given_name": FieldType.FIRST_NAME,
+    "givenname": FieldType.FIRST_NAME,
+    "middle_name": FieldType.FIRST_NAME,
+    "lname": FieldType.LAST_NAME,
+    "lastname": FieldType.LAST_NAME,
+    "surname": FieldType.LAST_NAME,
+    "family_name": FieldType.LAST_NAME,
+    "familyname": FieldType.LAST_NAME,
+    "maiden_name": FieldType.LAST_NAME,
+    "fullname": FieldType.FULL_NAME,
+    "names": FieldType.FULL_NAME,
+    "human_name": FieldType.FULL_NAME,
+    "humanname": FieldType.FULL_NAME,
+    "emails": FieldType.EMAIL,
+    "e_mail": FieldType.EMAIL,
+    "mail": FieldType.EMAIL,
+    "email_addr": FieldType.EMAIL,
+    "phones": FieldType.PHONE,
+    "telephone": FieldType.PHONE,
+    "tel": FieldType.PHONE,
+    "cell": FieldType.PHONE,
+    "cell_phone": FieldType.PHONE,
+    "mobile": FieldType.PHONE,
+    "mobile_number": FieldType.PHONE,
+    "phone_no": FieldType.PHONE,
+    "ssn_number": FieldType.SSN,
+    "social_security": FieldType.SSN,
+    "tax_id": FieldType.SSN,
+    "addr": FieldType.STREET_ADDRESS,
+    "addresses": FieldType.STREET_ADDRESS,
+    "address1": FieldType.STREET_ADDRESS,
+    "address2": FieldType.STREET_ADDRESS,
+    "address_line": FieldType.STREET_ADDRESS,
+    "address_line_1": FieldType.STREET_ADDRESS,
+    "address_line_2": FieldType.STREET_ADDRESS,
+    "address_line1": FieldType.STREET_ADDRESS,
+    "address_line2": FieldType.STREET_ADDRESS,
+    "street1": FieldType.STREET_ADDRESS,
+    "street2": FieldType.STREET_ADDRESS,
+    "client_ip": FieldType.IP_ADDRESS,
+    "remote_addr": FieldType.IP_ADDRESS,
+    "remote_ip": FieldType.IP_ADDRESS,
+    "user_ip": FieldType.IP_ADDRESS,
+    "x_forwarded_for": FieldType.IP_ADDRESS,
+    "birthday": FieldType.DATE_OF_BIRTH,
+    "birth_day": FieldType.DATE_OF_BIRTH,
     "city": FieldType.CITY,
     "state": FieldType.STATE,
     "zip": FieldType.ZIP,
@@ -554,6 +606,23 @@ _RULES: tuple[_FieldRule, ...] = (
     _FieldRule(re.compile(r"(^|[._])first_name$"), FieldType.FIRST_NAME),
     _FieldRule(re.compile(r"(^|[._])last_name$"), FieldType.LAST_NAME),
     _FieldRule(re.compile(r"(^|[._])full_name$"), FieldType.FULL_NAME),
+    # a person's name under any role: contact_name, customer_name, patient_name, ...
+    _FieldRule(
+        re.compile(
+            r"(^|[._])(contact|customer|applicant|co_applicant|patient|person|member|"
+            r"subscriber|consumer|borrower|insured|owner|spouse|legal|preferred|display|"
+            r"nick|user|account_holder|card_holder|cardholder)_?name$"
+        ),
+        FieldType.FULL_NAME,
+    ),
+    _FieldRule(re.compile(r"(^|[._])(email|e_mail)(_address|_\d+)?$"), FieldType.EMAIL),
+    _FieldRule(
+        re.compile(r"(^|[._])(phone|mobile|cell|telephone)(_number|_no|_\d+)?$"), FieldType.PHONE
+    ),
+    _FieldRule(
+        re.compile(r"(^|[._])(home|work|mailing|billing|shipping|street)_address$"),
+        FieldType.STREET_ADDRESS,
+    ),
 )
 
 _fields_lock = threading.Lock()
@@ -565,7 +634,7 @@ def field_type(name: str) -> FieldType:
     >>> field_type("phone_1").label, field_type("phone.valid").label
     ('phone', 'boolean')
     """
-    key = name.lower()
+    key = normal_key(name)
     ft = FIELD_TYPES.get(key)
     if ft is not None:
         return ft
@@ -573,6 +642,22 @@ def field_type(name: str) -> FieldType:
         if rule.pattern.search(key):
             return rule.type
     return FieldType.TEXT
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_SEPARATORS = re.compile(r"[\s\-]+")
+
+
+def normal_key(name: str) -> str:
+    """A field name as the catalogue compares it: camelCase and spaced or dashed names
+    become snake_case, so ``firstName``, ``First-Name`` and ``first_name`` are one field.
+
+    >>> normal_key("dateOfBirth"), normal_key("HumanName"), normal_key("first_name")
+    ('date_of_birth', 'human_name', 'first_name')
+    """
+    if name.islower() and " " not in name and "-" not in name:
+        return name
+    return _SEPARATORS.sub("_", _CAMEL.sub("_", name.strip())).lower()
 
 
 def register_field(name: str, type: FieldType | str) -> FieldType:
@@ -590,7 +675,7 @@ def register_field(name: str, type: FieldType | str) -> FieldType:
     if not isinstance(name, str) or not name.strip():
         raise CatalogError(f"field name {name!r} must be a non-empty string")
     with _fields_lock:
-        FIELD_TYPES[name.lower()] = type
+        FIELD_TYPES[normal_key(name)] = type
     return type
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 import pandas as pd
 
 from . import catalog
+from .errors import WorkbenchError  # noqa: I001
 
 __all__ = [
     "Diagnosis",
@@ -48,7 +49,7 @@ SCENARIOS = {
 }
 
 
-class LeadNotFoundError(KeyError):
+class LeadNotFoundError(WorkbenchError, KeyError):
     """No events for the lead id asked about."""
 
     def __str__(self) -> str:

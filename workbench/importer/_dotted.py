@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import json
 
-from .._inputs import RECORD_FIELDS, STORE_FIELDS
+from ..store.schema import INPUT_FIELDS as RECORD_FIELDS
+from ..store.schema import STORE_FIELDS
 from ._api import not_an_object
 from ._read import Item
 from ._report import Problem, Stats

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import WorkbenchError  # noqa: I001
 
-class ImportInputError(ValueError):
+
+class ImportInputError(WorkbenchError, ValueError):
     """The input as a whole cannot be imported: no such path, no export files in a
     folder, a shape that is neither dotted events nor the events API, a bad option.
 

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 
-from .._inputs import RECORD_FIELDS, STORE_FIELDS
+from ..store.schema import INPUT_FIELDS as RECORD_FIELDS
+from ..store.schema import STORE_FIELDS
 
 #: Fields outside the record when the metadata cannot hold them (it is not an object);
 #: the store keeps the column with the event, so a quarantined event keeps them too.

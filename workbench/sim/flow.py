@@ -27,6 +27,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from ..errors import WorkbenchError  # noqa: I001
+
 __all__ = [
     "FlowError",
     "Flow",
@@ -51,7 +53,7 @@ __all__ = [
 B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
-class FlowError(ValueError):
+class FlowError(WorkbenchError, ValueError):
     """A flow definition the simulator cannot accept (the message names file and entry)."""
 
 

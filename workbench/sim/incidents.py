@@ -26,6 +26,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from ..errors import WorkbenchError  # noqa: I001
 from .flow import B62 as _B62
 from .flow import LEAD_FIELDS, Flow, FlowError, _named
 
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 
-class IncidentError(ValueError):
+class IncidentError(WorkbenchError, ValueError):
     """An incident the run cannot plant (unknown name, parameter or value)."""
 
 

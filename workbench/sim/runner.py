@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..store import _as_utc
+from ..timeutil import as_utc as _as_utc
 from ._chunk import DAY, HOUR, TYPES, Chunk, Plan
 from .flow import Flow, load_flow
 from .incidents import Incident, _b62, as_spec, resolve

@@ -8,6 +8,13 @@ SQLite's lock (with a long busy timeout) instead of losing records. Triggers ref
 UPDATE and DELETE, and every record carries a SHA-256 chained over the record before
 it, so ``verify()`` finds any record changed or removed behind SQLite's back.
 
+A chain alone does not show records removed from its end (or all of them): so the
+trail also keeps an **anchor**, the number of records and the last hash, in a table
+updated in the same transaction as each record and in a file beside the trail
+(``<trail>.head``), and ``verify()`` checks the chain against both. For proof against
+someone who can rewrite every file, keep the head that ``verify()`` prints somewhere else
+and give it back as ``verify(expect=...)``.
+
 Records hold what the access layer gives them; the Session masks free text before it
 gets here, so the trail itself holds no raw PII.
 
@@ -25,12 +32,16 @@ import json
 import os
 import socket
 import sqlite3
+import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+
+from ..errors import WorkbenchError
+from ..timeutil import utc_iso
 
 __all__ = ["AuditTrail", "AuditError", "AuditVerifyReport", "utc_iso", "FIELDS"]
 
@@ -80,6 +91,11 @@ CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: records cannot be changed'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: records cannot be deleted'); END;
+CREATE TABLE IF NOT EXISTS audit_anchor (
+    one     INTEGER PRIMARY KEY CHECK (one = 1),
+    records INTEGER NOT NULL,
+    head    TEXT NOT NULL
+);
 """
 
 GENESIS = "0" * 64
@@ -87,7 +103,7 @@ _HASHED = FIELDS[1:-2]  # every field but id and the two hashes
 _memory_ids = itertools.count(1)
 
 
-class AuditError(RuntimeError):
+class AuditError(WorkbenchError, RuntimeError):
     """The audit trail cannot be opened or written; the read it was to record is refused."""
 
 
@@ -99,20 +115,20 @@ class AuditVerifyReport:
     records: int
     first_bad_id: int | None = None
     problem: str | None = None
+    head: str | None = None
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     def __bool__(self) -> bool:
         return self.ok
 
     def __str__(self) -> str:
         if self.ok:
-            return f"OK: {self.records:,} audit records, hash chain intact"
-        return f"TAMPERED at audit record {self.first_bad_id}: {self.problem}"
-
-
-def utc_iso(t: dt.datetime | None = None) -> str:
-    """A UTC time as ISO-8601 with milliseconds and ``Z``: ``2026-11-27T14:30:45.123Z``."""
-    t = (t or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+            text = f"OK: {self.records:,} audit records, hash chain intact"
+            if self.head:
+                text += f"\nhead {self.head}"
+            return "\n".join([text, *self.notes])
+        where = f" at audit record {self.first_bad_id}" if self.first_bad_id is not None else ""
+        return f"TAMPERED{where}: {self.problem}"
 
 
 def _record_hash(prev: str, record: dict) -> str:
@@ -138,7 +154,21 @@ class AuditTrail:
                 self._db.execute("PRAGMA journal_mode = WAL")
                 # WAL + NORMAL: a commit survives a crash of the process, not of the OS
                 self._db.execute("PRAGMA synchronous = NORMAL")
+            had_anchor = self._retry(
+                lambda: self._db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE name = 'audit_anchor'"
+                ).fetchone()
+            )
             self._retry(lambda: self._db.executescript(_DDL))
+            if not had_anchor:
+                # a trail from before anchors: anchor what it holds now
+                self._retry(
+                    lambda: self._db.execute(
+                        "INSERT OR IGNORE INTO audit_anchor SELECT 1, count(*), coalesce("
+                        "(SELECT hash FROM audit ORDER BY id DESC LIMIT 1), ?) FROM audit",
+                        [GENESIS],
+                    )
+                )
         except (sqlite3.Error, OSError) as e:
             raise AuditError(
                 f"cannot open the audit trail {self.label}: {e}. Sessions record every read "
@@ -215,11 +245,44 @@ class AuditTrail:
                 [rec[k] for k in cols],
             )
             rec["id"] = cur.lastrowid
+            db.execute(
+                "INSERT INTO audit_anchor (one, records, head) VALUES (1, 1, ?) "
+                "ON CONFLICT (one) DO UPDATE SET records = records + 1, head = excluded.head",
+                [rec["hash"]],
+            )
             db.execute("COMMIT")
-            return rec
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        self._write_anchor_file(rec["id"], rec["hash"])
+        return rec
+
+    @property
+    def anchor_path(self) -> Path | None:
+        return None if self.path is None else self.path.with_name(self.path.name + ".head")
+
+    def _write_anchor_file(self, records: int, head: str) -> None:
+        """``records head`` beside the trail, replaced atomically (never half written)."""
+        target = self.anchor_path
+        if target is None:
+            return
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".audit-head.", dir=target.parent)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(f"{records} {head}\n")
+            os.replace(tmp, target)
+        except OSError:
+            pass  # the table anchor still holds; verify() says when the file lags
+
+    def _read_anchor_file(self) -> tuple[int, str] | None:
+        target = self.anchor_path
+        if target is None or not target.exists():
+            return None
+        try:
+            n, head = target.read_text().split()
+            return int(n), head
+        except (OSError, ValueError):
+            return (-1, "")
 
     def read(
         self,
@@ -270,15 +333,20 @@ class AuditTrail:
         with self._lock:
             return self._retry(lambda: self._db.execute("SELECT count(*) FROM audit").fetchone())[0]
 
-    def verify(self) -> AuditVerifyReport:
-        """Recompute the hash chain over every record, in id order."""
+    def verify(self, expect: str | None = None) -> AuditVerifyReport:
+        """Recompute the hash chain over every record, in id order, and check it against
+        the anchors (table and file) and, when given, a head kept from earlier."""
         with self._lock:
             rows = self._retry(
                 lambda: self._db.execute(
                     f"SELECT {', '.join(FIELDS)} FROM audit ORDER BY id"
                 ).fetchall()
             )
+            anchor = self._retry(
+                lambda: self._db.execute("SELECT records, head FROM audit_anchor").fetchone()
+            )
         prev = GENESIS
+        hashes = []
         for n, row in enumerate(rows):
             rec = dict(zip(FIELDS, row, strict=True))
             if rec["prev_hash"] != prev:
@@ -288,7 +356,52 @@ class AuditTrail:
             if _record_hash(prev, rec) != rec["hash"]:
                 return AuditVerifyReport(False, n, rec["id"], "its content no longer matches")
             prev = rec["hash"]
-        return AuditVerifyReport(True, len(rows))
+            hashes.append(prev)
+        count = len(rows)
+        head = hashes[-1] if hashes else None
+        anchored = (0, GENESIS) if anchor is None else (int(anchor[0]), anchor[1])
+        if anchored != (count, head or GENESIS):
+            return AuditVerifyReport(
+                False,
+                count,
+                None,
+                f"the trail holds {count:,} records but its anchor says {anchored[0]:,} were "
+                "written: records were removed (or the anchor was changed)",
+            )
+        kept = self._read_anchor_file()
+        if kept is not None:
+            n, h = kept
+            if n < 0 or n > count or (n and hashes[n - 1] != h):
+                return AuditVerifyReport(
+                    False,
+                    count,
+                    None,
+                    f"the anchor file {self.anchor_path.name} says {max(n, 0):,} records were "
+                    f"written with another head; the trail holds {count:,}: records were "
+                    "removed or rewritten",
+                )
+        notes = []
+        if expect is not None:
+            want = str(expect).strip().lower()
+            if len(want) < 16 or any(c not in "0123456789abcdef" for c in want):
+                raise ValueError(
+                    f"expect={expect!r}: give the head verify() printed (at least 16 hex characters)"
+                )
+            hit = next((i for i, h in enumerate(hashes) if h.startswith(want)), None)
+            if hit is None:
+                return AuditVerifyReport(
+                    False,
+                    count,
+                    None,
+                    f"the head you kept ({want[:16]}...) is not in this trail's chain: the "
+                    "trail was rewritten or replaced since",
+                )
+            notes.append(
+                "the head you kept matches: nothing changed since"
+                if hit == count - 1
+                else f"the head you kept is record {hit + 1}; {count - hit - 1:,} records were added since"
+            )
+        return AuditVerifyReport(True, count, head=head, notes=tuple(notes))
 
     def close(self) -> None:
         with self._lock:

@@ -24,8 +24,8 @@ from urllib.parse import parse_qsl, urlencode
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import catalog
-from .catalog import FieldType
+from .. import catalog
+from ..catalog import FieldType
 
 __all__ = [
     "mask_value",
@@ -366,10 +366,14 @@ def refresh_field_types() -> None:
 # --------------------------------------------------------------------------- free text
 
 _HEX_ID = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{24}(?![0-9A-Za-z])")
-_MAYBE_PII = re.compile(r"[@]|%40|\d{3}|\d\.\d+\.\d")
-_EMAIL = re.compile(
-    r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@|%40)"
-    r"([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"
+_MAYBE_PII = re.compile(r"[@\uff20]|%40|\d{3}|\d\.\d+\.\d")
+# any script: an address may have a non-ASCII local part or domain (IDN)
+_EMAIL = re.compile(r"(?<![\w.%+-])([\w.%+-])[\w.%+-]*(@|%40|\uff20)([^\W_][\w-]*(?:\.[\w-]+)+)")
+# a date near words that say it is a birth date ("DOB 01/02/1980", "born on 1980-01-02")
+_BIRTH_DATE = re.compile(
+    r"(?i)\b(d\.?o\.?b\.?|born(?:\s+on)?|birth\s*date|birthday|date\s+of\s+birth)"
+    r"(\W{1,4})(\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{1,2}\s+[A-Za-z]{3,9}\.?,?\s+\d{4}"
+    r"|[A-Za-z]{3,9}\.?\s+\d{1,2},?\s+\d{4})"
 )
 _SSN = re.compile(r"(?<![\d*])\d{3}[- ]\d{2}[- ](\d{4})(?!\d)")
 _PHONE = re.compile(
@@ -384,7 +388,7 @@ _DIGITS3 = re.compile(r"\d{3}")
 # matches whatever this one matches (Python's \d is any Unicode digit, so any non-ASCII
 # text goes to Python), and compiles fast (a view is bound, and its regexes compiled, on
 # every query; Unicode classes would cost ~0.5 ms each time).
-_NEEDS_WORK = re.compile(r"[{\[<=:@%]|\d{3}|\d\.\d")
+_NEEDS_WORK = re.compile(r"[{\[<=:@%\uff20]|\d{3}|\d\.\d")
 NEEDS_WORK_RE2 = r"[{\[<=:@%]|[0-9]{3}|[0-9][.][0-9]|[^\x00-\x7F]"
 
 # Words a PII key's name contains (the catalogue's rules), for needs_work_re2() below.
@@ -436,9 +440,10 @@ def mask_text(text: str) -> str:
     # a platform's 24-hex object id holds digit runs but no person: keep it whole
     ids = _HEX_ID.findall(text)
     s = _HEX_ID.sub("\x00", text) if ids else text
-    if "@" in s or "%40" in s:
+    if "@" in s or "%40" in s or "\uff20" in s:
         s = _EMAIL.sub(lambda m: f"{m.group(1)}{STARS}{m.group(2)}{m.group(3)}", s)
     if _DIGITS3.search(s):
+        s = _BIRTH_DATE.sub(lambda m: m.group(1) + m.group(2) + mask_dob(m.group(3)), s)
         s = _SSN.sub(lambda m: f"***-**-{m.group(1)}", s)
         s = _PHONE.sub(lambda m: f"({m.group(1)}) ***-****", s)
         s = _LOCAL_PHONE.sub("***-****", s)
@@ -635,3 +640,147 @@ def mask_field_arrow(labels, values) -> pa.Array:
         for label, v in zip(labels.to_pylist(), values.to_pylist(), strict=True)
     ]
     return pa.array(out, pa.string())
+
+
+# --------------------------------------------------------------------------- relations
+
+#: Columns of the session relations that hold identifiers or fixed vocabulary (ids, event
+#: types, outcomes, stages), shown as stored. Nothing a source or buyer typed is here.
+PLAIN_COLUMNS: dict[str, frozenset[str]] = {
+    "events": frozenset(
+        {"event_id", "type", "lead_id", "flow_id", "entity_id", "step_id", "outcome"}
+    ),
+    "lead_summary": frozenset({"lead_id", "flow_id", "source_id", "stage", "outcome"}),
+    "steps": frozenset({"step_id", "flow_id", "kind", "entity_id"}),
+    "entities": frozenset({"entity_id", "kind"}),
+    "flows": frozenset({"flow_id"}),
+    "incidents": frozenset({"incident_id", "entity_id", "run_id"}),
+    "quarantine": frozenset(),  # unvalidated input: every text column is masked
+}
+#: Columns that name things, not people (steps, sources, buyers, reasons): masked by the
+#: shape of their value only, so "Buyer 3" stays and an email given as a name does not.
+SHAPE_COLUMNS: dict[str, frozenset[str]] = {
+    "events": frozenset({"step_name", "entity_name", "feedback_type"}),
+    "lead_summary": frozenset({"source", "recipient", "final_outcome"}),
+    "steps": frozenset({"name"}),
+    "entities": frozenset({"name"}),
+    "flows": frozenset({"name", "description"}),
+    "incidents": frozenset({"name", "entity", "description"}),
+}
+_PLAIN_NAMES = frozenset().union(*PLAIN_COLUMNS.values())
+_SHAPE_NAMES = frozenset().union(*SHAPE_COLUMNS.values())
+
+
+def column_kind(relation: str, column: str, sql_type: str) -> tuple[str, str | None]:
+    """How a column of a session relation is masked: ``json`` (by keys), ``raw`` (input
+    text), ``field`` (a PII-typed column, by its type), ``text`` (by shape) or ``plain``
+    (identifiers, numbers and times). Every text column not known to be plain is masked,
+    so a column a schema change adds is masked until declared."""
+    if sql_type == "JSON":
+        return ("json", None)
+    if relation == "quarantine" and column == "raw":
+        return ("raw", None)
+    if column in PLAIN_COLUMNS.get(relation, ()):
+        return ("plain", None)
+    if column in SHAPE_COLUMNS.get(relation, ()):
+        return ("text", None)
+    ft = catalog.field_type(column)
+    if ft.pii:
+        return ("field", ft.label)
+    if sql_type == "VARCHAR" or sql_type.startswith("VARCHAR"):
+        return ("text", None)
+    return ("plain", None)
+
+
+def mask_column(values, what: str, label: str | None) -> list:
+    """Mask a column's values (a list or Series) as a masked view would (see
+    :func:`column_kind`); each distinct value is masked once."""
+    cache: dict = {}
+    out = []
+    for v in values:
+        if v is None or (isinstance(v, float) and v != v):
+            out.append(v)
+            continue
+        key = v if isinstance(v, str | int | float) else None
+        if key is not None and key in cache:
+            out.append(cache[key])
+            continue
+        if what == "json":
+            m = mask_json_text(v) if isinstance(v, str) else mask_document(v)
+        elif what == "raw":
+            m = mask_raw_text(v)
+        elif what == "field":
+            m = mask_value(label, v)
+        elif what == "text":
+            m = mask_free_text(v) if isinstance(v, str) else mask_document(v)
+        else:
+            m = v
+        if key is not None:
+            cache[key] = m
+        out.append(m)
+    return out
+
+
+def mask_frame(df):
+    """A copy of ``df`` with every column masked by its name's field type, JSON and dict
+    values by their keys, and text by its shape; ids and fixed vocabulary stay.
+
+    >>> import pandas as pd
+    >>> mask_frame(pd.DataFrame({"email": ["john@example.com"]})).email[0]
+    'j***@example.com'
+    """
+    import pandas as pd
+
+    out = df.copy()
+    for col in out.columns:
+        out[col] = _mask_series(str(col), out[col])
+    out.columns = [mask_free_text(c) if isinstance(c, str) else c for c in out.columns]
+    if out.index.dtype == object or pd.api.types.is_string_dtype(out.index):
+        out.index = pd.Index([_mask_cell(FieldType.TEXT, v) for v in out.index], name=df.index.name)
+    return out
+
+
+def _mask_series(name: str, s):
+    import pandas as pd
+
+    if name in _PLAIN_NAMES:  # ids and fixed vocabulary, as the views show them
+        return s
+    ft = FieldType.TEXT if name in _SHAPE_NAMES else catalog.field_type(name)
+    api = pd.api.types
+    if not ft.pii:
+        if api.is_bool_dtype(s) or api.is_float_dtype(s) or api.is_datetime64_any_dtype(s):
+            return s
+        if api.is_timedelta64_dtype(s):
+            return s
+        # integers pass unless one reads as a phone number
+        if api.is_integer_dtype(s) and not (s.abs() >= 10**9).any():
+            return s
+    json_text = name in ("metadata", "lead_snapshot", "parameters")
+    cache: dict = {}
+    out = []
+    for v in s:
+        key = v if isinstance(v, str | int) else None
+        if key is not None and key in cache:
+            out.append(cache[key])
+            continue
+        m = _mask_cell(ft, v, json_text)
+        if key is not None:
+            cache[key] = m
+        out.append(m)
+    return pd.Series(out, index=s.index, name=s.name, dtype=object)
+
+
+def _mask_cell(ft: FieldType, v, json_text: bool = False):
+    if v is None or (isinstance(v, float) and v != v):
+        return v
+    if ft.pii:
+        return mask_value(ft, v)
+    if isinstance(v, dict | list | tuple):
+        return mask_document(v)
+    if isinstance(v, str):
+        if json_text:
+            return mask_json_text(v)
+        return mask_free_text(v)
+    if isinstance(v, int) and not isinstance(v, bool):
+        return mask_document(v)
+    return v

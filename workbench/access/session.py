@@ -1,0 +1,1030 @@
+"""Sessions: every read a person sees goes through one, masked by role, unmasked only on
+purpose and for minutes, and recorded on an append-only audit trail.
+
+``connect(store_or_path, user=..., role=...)`` checks the user and role against the
+access config (``config.py``) and returns a :class:`Session`. Its reads (``timeline``,
+``events``, ``sql``, ``lead_summary``, ``quarantined``, ``export``, ``find_leads``) run
+on cursors of their own, whose views (``events``, ``lead_summary``, ``steps``,
+``entities``, ``flows``, ``incidents``, ``quarantine``) mask PII by the catalogue's
+field types and by the shape of values (``masking.py``); user SQL may read only those
+views (``sandbox.py``). Masking is a function per column, so a query that touches no
+``metadata``, ``lead_snapshot`` or free-text column costs what it costs on the raw
+store. A compliance officer or admin may ``unmask(purpose=..., minutes=...)``: reads then
+run on raw views until the grant expires. Every read, search, export, refusal and grant
+lands on the audit trail (``audit.py``), which admins read with ``audit()``.
+
+A session reads a consistent snapshot on its own cursors, so a notebook may read while
+another thread appends to the same store (a live simulation): reads never wait for the
+writer and never see half a batch.
+
+>>> import workbench
+>>> store = workbench.open_store()
+>>> session = connect(store, user="ana", role="analyst")
+>>> session.sql("SELECT count(*) AS n FROM events").n[0]
+np.int64(0)
+>>> session.mask_value("email", "john@example.com")
+'j***@example.com'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import os
+import re
+import threading
+import unicodedata
+import uuid
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+from duckdb.sqltypes import VARCHAR, DuckDBPyType
+
+from .. import catalog
+from ..catalog import FieldType, field_type
+from ..errors import ReadOnlyViolation
+from ..store import EventStore, open_store
+from ..store.connection import Connection
+from ..store.queries import decode, events_query, timeline_query
+from ..store.sqlcheck import inspect
+from ..store.tiers import EXPORT_FORMATS, check_target, write_query
+from ..timeutil import as_utc, utc_iso
+from . import masking, search
+from .audit import AuditError, AuditTrail, AuditVerifyReport
+from .config import (
+    ENV_USER,
+    AccessConfig,
+    GrantError,
+    NotPermittedError,
+    QueryError,
+    RelationNotAllowedError,
+    Role,
+    SearchLimitError,
+    SessionClosedError,
+    resolve_config,
+)
+from .sandbox import Sandbox, problems
+
+__all__ = ["connect", "Session", "Grant", "SESSION_RELATIONS"]
+
+#: The relations a Session's SQL may read, each a masked view (or raw during a grant).
+#: A new table of the store becomes readable by adding its name here (its text columns
+#: are masked until ``masking.PLAIN_COLUMNS`` says otherwise).
+SESSION_RELATIONS = (
+    "events",
+    "lead_summary",
+    "steps",
+    "entities",
+    "flows",
+    "incidents",
+    "quarantine",
+)
+
+_RIGHT_WORDS = {
+    "read": "read events",
+    "search": "search leads by a raw value",
+    "export": "export events",
+    "unmask": "unmask PII",
+    "audit": "read the audit trail",
+}
+
+
+# --------------------------------------------------------------------------- grants
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A time-limited permission to read raw PII, given for a stated purpose.
+
+    Use it as a context manager to end it early:
+
+    >>> with session.unmask(purpose="ticket 4711: customer data request", minutes=5):
+    ...     raw = session.timeline("lead_5T8nK3mP9Q2wR7xN")      # doctest: +SKIP
+    """
+
+    user: str
+    role: str
+    purpose: str
+    minutes: float
+    granted_at: dt.datetime
+    expires_at: dt.datetime
+    _session: weakref.ref = field(repr=False, compare=False, default=None)
+
+    @property
+    def active(self) -> bool:
+        """True while the grant is its session's grant and has not expired."""
+        s = self._session() if self._session is not None else None
+        return s is not None and s._active_grant() is self
+
+    @property
+    def remaining(self) -> dt.timedelta:
+        """Time left (zero once expired or revoked)."""
+        s = self._session() if self._session is not None else None
+        if s is None or not self.active:
+            return dt.timedelta(0)
+        return max(dt.timedelta(0), self.expires_at - s._now())
+
+    def revoke(self) -> None:
+        """End the grant now; reads are masked again."""
+        s = self._session() if self._session is not None else None
+        if s is not None:
+            s._revoke(self)
+
+    def __enter__(self) -> Grant:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.revoke()
+
+
+def _visible(text: str) -> str:
+    """``text`` without control, format (zero-width) and surrounding space characters."""
+    kept = (c for c in text if unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co", "Cn"))
+    return " ".join("".join(kept).split())
+
+
+# --------------------------------------------------------------------------- session
+
+_session_ids = itertools.count(1)
+_JSON_ARROW = pa.json_(pa.string())
+_MEMORY_TRAILS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_MEMORY_TRAILS_LOCK = threading.Lock()
+
+# The masking functions, one instance each (their caches are shared by all sessions).
+_JSON_MASKER = masking.Masker(masking.mask_json_text)
+_TEXT_MASKER = masking.Masker(masking.mask_free_text)
+_RAW_MASKER = masking.Masker(masking.mask_raw_text)
+
+
+def _release(cursors, udfs, sandbox, trail_to_close, store_to_close) -> None:
+    """Close a session's cursors (removing its functions first), sandbox, trail, store."""
+    masked = cursors[0]
+    for name in udfs:
+        with contextlib.suppress(duckdb.Error, ValueError, RuntimeError):
+            masked.raw.remove_function(name)
+    for con in cursors:
+        with contextlib.suppress(duckdb.Error):
+            con.close()
+    with contextlib.suppress(duckdb.Error):
+        sandbox.close()
+    if trail_to_close is not None:
+        trail_to_close.close()
+    if store_to_close is not None:
+        store_to_close.close()
+
+
+class Session:
+    """A user's reads of one store, in one role (see :func:`connect`)."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        user: str,
+        role: Role,
+        config: AccessConfig,
+        trail: AuditTrail,
+        owns_store: bool = False,
+        owns_trail: bool = True,
+        client: str | None = None,
+    ):
+        self.user = user
+        self.role = role.name
+        self._role = role
+        self._config = config
+        self._store = store
+        self._trail = trail
+        self._lock = threading.RLock()
+        self.id = f"{os.getpid()}-{next(_session_ids)}-{uuid.uuid4().hex[:6]}"
+        self._grant: Grant | None = None
+        self._clock = lambda: dt.datetime.now(dt.UTC)
+        self._views_version = None
+        self._kinds: dict[str, dict] = {}
+        self._searches = search.RateLimit(role.max_searches_per_minute)
+        tag = uuid.uuid4().hex[:10]
+        self._fn = {
+            "json": f"_wb_mask_json_{tag}",
+            "text": f"_wb_mask_text_{tag}",
+            "raw": f"_wb_mask_raw_{tag}",
+            "field": f"_wb_mask_field_{tag}",
+        }
+        self._masked_con: Connection = store.cursor()
+        self._raw_con: Connection = store.cursor()
+        self._db = self._raw_con.val("SELECT current_database()")
+        for con in (self._masked_con, self._raw_con):
+            # a bare name never reads a pandas frame or Arrow table of the caller's frames
+            con.run("SET python_enable_replacements = false")
+        self._sandbox = Sandbox()
+        self._register_functions()
+        self._finalizer = weakref.finalize(
+            self,
+            _release,
+            (self._masked_con, self._raw_con),
+            tuple(self._fn.values()),
+            self._sandbox,
+            trail if owns_trail else None,
+            store if owns_store else None,
+        )
+        store.on_close(self._finalizer)
+        try:
+            via = f" via {client}" if client else ""
+            self._record("connect", detail=f"{self._store_label()} as {self.role}{via}")
+        except BaseException:
+            self._finalizer()
+            raise
+
+    # ------------------------------------------------------------------ basics
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("masked" if self.masked else "UNMASKED")
+        return f"<Session {self.user} as {self.role} on {self._store_label()} ({state})>"
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """End the session (an open grant ends with it); a store opened by connect()
+        from a path is closed too."""
+        with self._lock:
+            if self._finalizer.alive:
+                if self._active_grant() is not None:
+                    self._revoke(self._grant)
+                self._finalizer()
+
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive
+
+    @property
+    def rights(self) -> frozenset[str]:
+        """What this session's role may do (see :data:`RIGHTS`)."""
+        return self._role.rights
+
+    @property
+    def masked(self) -> bool:
+        """True unless an unmask grant is active: reads show PII masked."""
+        return self._active_grant() is None
+
+    @property
+    def grant(self) -> Grant | None:
+        """The active unmask grant, or None."""
+        return self._active_grant()
+
+    @property
+    def relations(self) -> tuple[str, ...]:
+        """The names ``sql()`` may read."""
+        return SESSION_RELATIONS
+
+    @property
+    def store(self) -> EventStore:
+        """The store this session reads (its raw methods are for its owner, not people)."""
+        return self._store
+
+    def _store_label(self) -> str:
+        return str(self._store.path) if self._store.path is not None else "memory"
+
+    def _now(self) -> dt.datetime:
+        return self._clock()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise SessionClosedError("this session is closed; connect() again to read")
+        if self._store.closed:
+            self._finalizer()
+            raise SessionClosedError(
+                "the store of this session was closed; open it and connect() again"
+            )
+
+    def _require(self, right: str, action: str) -> None:
+        if not self._role.can(right):
+            holders = [r.name for r in self._config.roles.values() if r.can(right)]
+            self._record(action, outcome="refused", detail=f"role {self.role} lacks {right!r}")
+            raise NotPermittedError(
+                f"the role {self.role!r} may not {_RIGHT_WORDS[right]}; "
+                f"roles that may: {', '.join(holders) or 'none'}"
+            )
+
+    # ------------------------------------------------------------------ views
+
+    def _register_functions(self) -> None:
+        con = self._masked_con.raw
+        functions = (
+            (self._fn["json"], lambda a: _JSON_MASKER.arrow(a, _JSON_ARROW), DuckDBPyType("JSON")),
+            (self._fn["text"], lambda a: _TEXT_MASKER.arrow(a), VARCHAR),
+            (self._fn["raw"], lambda a: _RAW_MASKER.arrow(a), VARCHAR),
+        )
+        for name, fn, returns in functions:
+            con.create_function(name, fn, [VARCHAR], returns, type="arrow", side_effects=False)
+        con.create_function(
+            self._fn["field"],
+            masking.mask_field_arrow,
+            [VARCHAR, VARCHAR],
+            VARCHAR,
+            type="arrow",
+            side_effects=False,
+        )
+
+    def _con(self) -> Connection:
+        """The cursor reads run on: masked views, or raw ones while a grant is active."""
+        self._check_open()
+        # tiers moved, or a PII field declared since: the views' SQL is stale
+        version = (self._store._tier_version, tuple(sorted(catalog.FIELD_TYPES.items())))
+        if version != self._views_version:
+            self._build_views()
+            self._views_version = version
+        return self._masked_con if self.masked else self._raw_con
+
+    def _sources(self, con: Connection) -> dict[str, str]:
+        """The raw SELECT of each relation, for queries on ``con``."""
+        store, db = self._store, self._db
+        out = {name: f'SELECT * FROM "{db}".main.{name}' for name in SESSION_RELATIONS}
+        out["events"] = store.events_source(con)
+        out["lead_summary"] = store.lead_summary_source(con)
+        return out
+
+    def _build_views(self) -> None:
+        raw, masked = self._raw_con, self._masked_con
+        for name, src in self._sources(raw).items():
+            raw.run(f"CREATE OR REPLACE TEMP VIEW {name} AS {src}")
+        shapes = {}
+        for name, src in self._sources(masked).items():
+            columns = raw.rows(f"DESCRIBE SELECT * FROM {name}")
+            self._kinds[name] = {c[0]: masking.column_kind(name, c[0], c[1]) for c in columns}
+            exprs = ", ".join(self._masked_expr(c, k) for c, k in self._kinds[name].items())
+            masked.run(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {exprs} FROM ({src})")
+            shapes[name] = [(c[0], c[1]) for c in masked.rows(f"DESCRIBE SELECT * FROM {name}")]
+        self._sandbox.load(shapes)
+
+    def _masked_expr(self, column: str, kind: tuple[str, str | None]) -> str:
+        """The masked SQL form of one column of the given kind (see ``column_kind``).
+
+        Text is masked by a Python function only where a regex says it may hold PII, so a
+        column of plain reasons costs a regex per row, not a Python call."""
+        col = '"' + column.replace('"', '""') + '"'
+        what, label = kind
+        if what == "json":
+            return f"{self._fn['json']}({col}) AS {col}"
+        if what == "raw":
+            return f"{self._fn['raw']}({col}) AS {col}"
+        if what == "field":
+            return f"{self._fn['field']}('{label}', CAST({col} AS VARCHAR)) AS {col}"
+        if what == "text":
+            needs = masking.needs_work_re2().replace("'", "''")
+            return (
+                f"CASE WHEN regexp_matches({col}, '{needs}') THEN {self._fn['text']}({col}) "
+                f"ELSE {col} END AS {col}"
+            )
+        return col
+
+    def _mask_rows(self, relation: str, df: pd.DataFrame) -> pd.DataFrame:
+        """Mask a frame read from the raw view ``relation`` exactly as its masked view
+        would (used where Python must decode the rows anyway: timeline, events)."""
+        kinds = self._kinds[relation]
+        try:
+            for col in df.columns:
+                what, label = kinds.get(col, ("text", None))
+                if what != "plain":
+                    df[col] = pd.Series(
+                        masking.mask_column(df[col], what, label),
+                        index=df.index,
+                        name=col,
+                        dtype=object,
+                    )
+        except Exception:  # never a message that could quote a value
+            raise QueryError(f"masking the {relation} rows failed") from None
+        return df
+
+    # ------------------------------------------------------------------ grants
+
+    def _active_grant(self) -> Grant | None:
+        g = self._grant
+        if g is None:
+            return None
+        if self._now() >= g.expires_at:
+            self._grant = None
+            self._record(
+                "expire",
+                masked=True,
+                purpose=masking.mask_free_text(g.purpose),
+                detail=f"grant of {g.minutes:g} min expired at {utc_iso(g.expires_at)}",
+            )
+            return None
+        return g
+
+    def unmask(self, purpose: str, minutes: float = 15) -> Grant:
+        """Read raw PII for ``minutes``, for a stated ``purpose`` (compliance and admin).
+
+        Every read while the grant is active is recorded as a raw read with the purpose.
+
+        >>> session = connect(open_store(), user="cora", role="compliance")
+        >>> session.unmask(purpose="ticket 4711: customer data request", minutes=10).minutes
+        10.0
+        """
+        with self._lock:
+            self._check_open()
+            self._require("unmask", "unmask")
+            visible = _visible(purpose) if isinstance(purpose, str) else ""
+            if len(visible) < 10 or sum(c.isalnum() for c in visible) < 6:
+                self._record("unmask", outcome="refused", detail="no purpose stated")
+                shown = repr(purpose) if len(repr(purpose)) <= 60 else repr(purpose)[:57] + "..."
+                raise GrantError(
+                    f"purpose={shown}: state why you need raw PII in at least 10 visible characters "
+                    "(control and zero-width characters do not count), e.g. "
+                    "'ticket 4711: customer asked for their data'"
+                )
+            limit = self._role.max_unmask_minutes
+            ok_number = isinstance(minutes, int | float) and not isinstance(minutes, bool)
+            if not ok_number or not 0 < minutes <= limit:
+                self._record("unmask", outcome="refused", detail=f"minutes={minutes!r}")
+                raise GrantError(
+                    f"minutes={minutes!r}: a grant lasts more than 0 and at most {limit:g} "
+                    f"minutes for the role {self.role!r}"
+                )
+            now = self._now()
+            if self._active_grant() is not None:
+                self._revoke(self._grant, reason="replaced by a new grant")
+            grant = Grant(
+                self.user,
+                self.role,
+                visible,
+                float(minutes),
+                now,
+                now + dt.timedelta(minutes=minutes),
+                weakref.ref(self),
+            )
+            self._record(
+                "unmask",
+                masked=False,
+                purpose=masking.mask_free_text(grant.purpose),
+                detail=f"raw reads for {minutes:g} min, until {utc_iso(grant.expires_at)}",
+            )
+            self._grant = grant
+            return grant
+
+    def _revoke(self, grant: Grant, reason: str = "revoked") -> None:
+        with self._lock:
+            if self._grant is grant:
+                self._grant = None
+                self._record(
+                    "revoke",
+                    masked=True,
+                    purpose=masking.mask_free_text(grant.purpose),
+                    detail=reason,
+                )
+
+    # ------------------------------------------------------------------ audit
+
+    def _record(
+        self,
+        action: str,
+        *,
+        outcome: str = "ok",
+        masked: bool | None = None,
+        purpose: str | None = None,
+        detail: str | None = None,
+        lead_ids=None,
+        rows: int | None = None,
+    ) -> None:
+        grant = self._grant
+        if masked is None:
+            masked = grant is None
+        if purpose is None and not masked and grant is not None:
+            purpose = masking.mask_free_text(grant.purpose)
+        self._trail.append(
+            user=self.user,
+            role=self.role,
+            action=action,
+            outcome=outcome,
+            masked=masked,
+            purpose=purpose,
+            detail=None if detail is None else masking.mask_free_text(detail),
+            lead_ids=lead_ids,
+            rows=rows,
+            store=self._store_label(),
+            session=self.id,
+            at=self._now(),
+        )
+
+    def _read(self, action: str, detail: str, run, *, lead_ids=None, relation=None):
+        """Run one read on the masked or raw views (in one snapshot), recorded on the
+        trail either way.
+
+        With ``relation``, a masked read runs on the raw view and masks the rows in
+        Python with the view's own rules: for the few rows of a timeline this saves the
+        per-call cost of DuckDB's Python functions."""
+        with self._lock:
+            self._check_open()
+            self._require("read", action)
+            con = self._con()
+            masked = con is self._masked_con
+            try:
+                if masked and relation is not None:
+                    with self._raw_con.snapshot():
+                        df = self._mask_rows(relation, run(self._raw_con))
+                else:
+                    with con.snapshot():
+                        df = run(con)
+            except duckdb.Error as e:
+                msg = masking.mask_free_text(str(e).strip().splitlines()[0])
+                if masked and relation is not None:
+                    msg = "(message withheld: it may quote a raw value)"
+                self._record(action, outcome="failed", masked=masked, detail=detail)
+                raise QueryError(f"{action} failed: {msg}") from None
+            if lead_ids is None:
+                lead_ids = _lead_ids(df, 100 if masked else 10_000)
+            self._record(action, masked=masked, detail=detail, lead_ids=lead_ids, rows=len(df))
+            return df
+
+    def audit(
+        self,
+        user: str | None = None,
+        action: str | None = None,
+        since=None,
+        until=None,
+        lead_id: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Audit records (admins): who, role, when (UTC), action, purpose, what, rows.
+
+        >>> store = open_store()
+        >>> connect(store, user="ana").close()
+        >>> connect(store, user="adam", role="admin").audit().action.tolist()
+        ['connect', 'connect']
+        """
+        with self._lock:
+            self._check_open()
+            self._require("audit", "audit")
+            df = self._trail.read(
+                user=user,
+                action=action,
+                since=None if since is None else utc_iso(as_utc(since, "since")),
+                until=None if until is None else utc_iso(as_utc(until, "until")),
+                lead_id=lead_id,
+                limit=limit,
+            )
+            filters = _call("audit", user=user, action=action, since=since, until=until)
+            self._record("audit", detail=filters, rows=len(df))
+            return df
+
+    def verify_audit(self, expect: str | None = None) -> AuditVerifyReport:
+        """Recompute the audit trail's hash chain (admins): did anyone change, remove or
+        add a record? ``expect`` is a head kept from an earlier check."""
+        with self._lock:
+            self._check_open()
+            self._require("audit", "verify_audit")
+            report = self._trail.verify(expect=expect)
+            self._record("verify_audit", detail=str(report).splitlines()[0], rows=report.records)
+            return report
+
+    # ------------------------------------------------------------------ reads
+
+    def sql(self, query: str, params=None) -> pd.DataFrame:
+        """Run one read-only SELECT over the session's views and return a DataFrame.
+
+        ``events``, ``lead_summary``, ``steps``, ``entities``, ``flows``, ``incidents``
+        and ``quarantine`` may be read, by their bare names; PII in them is masked unless
+        a grant is active. ``SHOW TABLES`` lists them; ``DESCRIBE events`` shows a
+        relation's columns. Pass values as ``params`` (``?`` or ``$name``).
+
+        >>> session.sql("SELECT type, count(*) AS n FROM events GROUP BY type")  # doctest: +SKIP
+        """
+        detail = mask_sql_text(str(query))
+        if params is not None:
+            detail += f"  params={_mask_params(params)!r}"
+        with self._lock:
+            self._check_open()
+            self._require("read", "sql")
+            try:
+                shape = inspect(query)
+            except ReadOnlyViolation:
+                self._record("sql", outcome="refused", detail=detail)
+                raise
+            if shape.show in ("tables", "all_tables"):
+                return self._show_tables(detail, shape.show)
+            bad = problems(shape, frozenset(SESSION_RELATIONS))
+            if shape.show is not None and shape.show not in SESSION_RELATIONS:
+                bad.append(f"SHOW {shape.show.upper()} is not available in a session")
+            if bad:
+                self._record("sql", outcome="refused", detail=detail)
+                raise RelationNotAllowedError("refused: " + "; ".join(bad))
+            self._con()  # the views, and the sandbox's copy of their shapes, are current
+            try:
+                self._sandbox.bind(shape.statement)
+            except RelationNotAllowedError:
+                self._record("sql", outcome="refused", detail=detail)
+                raise
+            except QueryError as e:
+                self._record("sql", outcome="failed", detail=detail)
+                raise QueryError(masking.mask_free_text(str(e))) from None
+            statement = shape.statement
+
+            def run(con):
+                return con.df(statement, params) if params is not None else con.df(statement)
+
+            return self._read("sql", detail, run)
+
+    def _show_tables(self, detail: str, kind: str) -> pd.DataFrame:
+        """``SHOW TABLES`` in a session: its relations, nothing of the raw schema."""
+        self._con()
+        if kind == "tables":
+            df = pd.DataFrame({"name": list(SESSION_RELATIONS)})
+        else:
+            df = pd.DataFrame(
+                {
+                    "name": list(SESSION_RELATIONS),
+                    "column_names": [list(self._kinds[r]) for r in SESSION_RELATIONS],
+                }
+            )
+        self._record("sql", detail=detail, rows=len(df))
+        return df
+
+    def timeline(self, lead_id: str) -> pd.DataFrame:
+        """Every event of one lead, in (timestamp, seq) order, metadata as (masked) dicts.
+
+        >>> session.timeline("lead_5T8nK3mP9Q2wR7xN").type.tolist()[:2]   # doctest: +SKIP
+        ['source.submitted', 'source.accepted']
+        """
+        db = self._db
+
+        def run(con):
+            q, params = timeline_query(self._raw_con, lead_id, db)
+            if q is None:
+                return decode(con.df("SELECT * FROM events LIMIT 0"))
+            return decode(con.frame(q, params))
+
+        detail = _call("timeline", lead_id)
+        return self._read("timeline", detail, run, lead_ids=[lead_id], relation="events")
+
+    def events(
+        self,
+        type: str | Sequence[str] | None = None,
+        outcome: str | Sequence[str] | None = None,
+        lead_id: str | None = None,
+        entity_id: str | None = None,
+        flow_id: str | None = None,
+        since=None,
+        until=None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Events matching every filter given, in (timestamp, seq) order (as the store's).
+
+        >>> session.events(type="recipient.*", limit=10)                  # doctest: +SKIP
+        """
+        q, params = events_query(type, outcome, lead_id, entity_id, flow_id, since, until, limit)
+        detail = _call(
+            "events",
+            type=type,
+            outcome=outcome,
+            lead_id=lead_id,
+            entity_id=entity_id,
+            flow_id=flow_id,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+        return self._read(
+            "events", detail, lambda con: decode(con.df(q, params)), relation="events"
+        )
+
+    def lead_summary(self, lead_id: str | None = None) -> pd.DataFrame:
+        """The per-lead summary (source, stage reached, outcome, cost, revenue).
+
+        >>> session.lead_summary().outcome.value_counts()                 # doctest: +SKIP
+        """
+        if lead_id is None:
+            q, params = "SELECT * FROM lead_summary ORDER BY first_seen, lead_id", []
+        else:
+            q, params = "SELECT * FROM lead_summary WHERE lead_id = ?", [lead_id]
+        detail = _call("lead_summary", lead_id)
+        return self._read("lead_summary", detail, lambda con: con.df(q, params))
+
+    def quarantined(self, limit: int | None = None) -> pd.DataFrame:
+        """Events the store could not take, with reason, origin and (masked) raw text.
+
+        >>> session.quarantined(limit=5)                                   # doctest: +SKIP
+        """
+        q, params = "SELECT * FROM quarantine ORDER BY qid", []
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+                raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
+            q += " LIMIT ?"
+            params.append(limit)
+        detail = _call("quarantined", limit=limit)
+        return self._read("quarantined", detail, lambda con: con.df(q, params))
+
+    def owned_paths(self) -> set[Path]:
+        """Files no export of this session may write: the store's, and its audit trail."""
+        owned = set(self._store.owned_paths())
+        if self._trail.path is not None:
+            t = self._trail.path
+            owned |= {t, *(t.with_name(t.name + s) for s in ("-wal", "-shm", "-journal", ".head"))}
+        return owned
+
+    def export(self, path, *, format: str | None = None) -> int:
+        """Write the events this session sees (hot and warm tiers) to Parquet or JSONL,
+        masked unless a grant is active. Returns the number of events. The file is
+        written whole or not at all, and never onto a file of the store.
+
+        >>> session.export("out/events.parquet")                           # doctest: +SKIP
+        25
+        """
+        p = Path(path)
+        fmt = format or EXPORT_FORMATS.get(p.suffix.lower())
+        if fmt not in ("parquet", "jsonl"):
+            raise ValueError(
+                f"cannot tell the export format of {p}: use .parquet or .jsonl, or format="
+            )
+        with self._lock:
+            self._check_open()
+            self._require("export", "export")
+            try:
+                p = check_target(p, self.owned_paths())
+            except (PermissionError, ValueError) as e:
+                self._record("export", outcome="refused", detail=f"export to {p}: {e}")
+                raise
+            if fmt == "parquet":
+                sel = "SELECT * FROM events ORDER BY seq"
+            else:
+                sel = (
+                    "SELECT seq, event_id, type, "
+                    "strftime(timestamp, '%Y-%m-%dT%H:%M:%S.%gZ') AS timestamp, lead_id, "
+                    "flow_id, entity_id, step_id, outcome, duration_ms, metadata, lead_snapshot "
+                    "FROM events ORDER BY seq"
+                )
+
+            def run(con):
+                n = write_query(con, sel, None, p, fmt)
+                return pd.DataFrame(index=range(n))
+
+            df = self._read("export", f"export to {p} ({fmt})", run, lead_ids=[])
+            return len(df)
+
+    def find_leads(self, email=None, phone=None, ssn=None, **fields) -> list[str]:
+        """The ids of leads whose data holds every raw value given (nothing else is shown).
+
+        Values are compared whole, normalised by their field type (case of emails and
+        names, punctuation of phone numbers and SSNs): a prefix or part of a value finds
+        nothing. Any PII field name of the catalogue may be given, e.g.
+        ``first_name="John"``. Searches are limited per session and minute, and audited
+        with the values masked.
+
+        >>> session.find_leads(email="john@example.com")                   # doctest: +SKIP
+        ['lead_5T8nK3mP9Q2wR7xN']
+        """
+        criteria = dict(email=email, phone=phone, ssn=ssn, **fields)
+        criteria = {k: v for k, v in criteria.items() if v is not None}
+        typed = {}
+        for name, value in criteria.items():
+            ft = field_type(name)
+            if not ft.pii:
+                raise ValueError(
+                    f"find_leads searches by a personal value; {name!r} is a {ft.label} field. "
+                    "Give email=, phone=, ssn= or another PII field (first_name=, "
+                    "date_of_birth=, ...); filter other fields with sql()"
+                )
+            if not isinstance(value, str | int) or isinstance(value, bool):
+                raise ValueError(f"find_leads({name}=...): give the value as text")
+            norm = search.normalise(ft, value)
+            if not norm:
+                raise ValueError(f"find_leads({name}=...): the value is empty")
+            search.check_whole(ft, norm, name)
+            typed[name] = (ft, norm)
+        if not typed:
+            raise ValueError("find_leads needs a value to search for, e.g. email='...'")
+        detail = "find_leads(" + ", ".join(
+            f"{k}={masking.mask_value(ft, v)!r}" for k, (ft, v) in typed.items()
+        )
+        detail += ")"
+        with self._lock:
+            self._check_open()
+            self._require("search", "find_leads")
+            if not self._searches.take():
+                wait = self._searches.wait_seconds()
+                self._record("find_leads", outcome="refused", detail=detail + " (rate limit)")
+                raise SearchLimitError(
+                    f"search limit reached: a session may search by raw value "
+                    f"{self._searches.per_minute} times a minute; try again in {wait:.0f} s"
+                )
+            self._con()  # views up to date
+            found: set[str] | None = None
+            with self._raw_con.snapshot():
+                for ft, norm in typed.values():
+                    leads = self._search(ft, norm)
+                    found = leads if found is None else found & leads
+            result = sorted(found or ())
+            self._record("find_leads", detail=detail, lead_ids=result, rows=len(result))
+            return result
+
+    def _search(self, ft: FieldType, norm: str) -> set[str]:
+        """Leads with a value of type ``ft`` equal to ``norm``: a text pre-filter in DuckDB,
+        then an exact check of the candidates' fields in Python."""
+        token = search.search_token(ft, norm)
+        pattern = "%" + token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._raw_con.rows(
+            "SELECT lead_id, lead_snapshot::VARCHAR, metadata::VARCHAR FROM events "
+            "WHERE lead_snapshot::VARCHAR ILIKE $p ESCAPE '\\' "
+            "OR metadata::VARCHAR ILIKE $p ESCAPE '\\'",
+            {"p": pattern},
+        )
+        hits = set()
+        for lead_id, snapshot, metadata in rows:
+            if lead_id in hits:
+                continue
+            for text in (snapshot, metadata):
+                if text and search.document_has(text, ft, norm):
+                    hits.add(lead_id)
+                    break
+        return hits
+
+    # ------------------------------------------------------------------ masking helpers
+
+    def mask_value(self, field_name, value):
+        """``value`` masked as a value of ``field_name`` (a field name, type label or
+        FieldType) when this session reads masked; unchanged during a grant.
+
+        >>> session = connect(open_store(), user="ana")
+        >>> session.mask_value("phone", "5125551234")
+        '(512) ***-****'
+        """
+        if not self.masked:
+            return value
+        return masking.mask_value(field_name, value)
+
+    def mask_text(self, text):
+        """Free text with emails, phone numbers, SSNs and IP addresses masked (when masked).
+
+        >>> connect(open_store(), user="ana").mask_text("call 512-555-1234")
+        'call (512) ***-****'
+        """
+        if not self.masked or not isinstance(text, str):
+            return text
+        return masking.mask_free_text(text)
+
+    def mask_frame(self, df: pd.DataFrame) -> pd.DataFrame:
+        """A copy of ``df`` with every value masked by its column's field type, JSON and
+        dict values by their keys, and text by its shape (when this session reads masked).
+
+        >>> session = connect(open_store(), user="ana")
+        >>> session.mask_frame(pd.DataFrame({"email": ["john@example.com"]})).email[0]
+        'j***@example.com'
+        """
+        if not self.masked:
+            return df
+        return masking.mask_frame(df)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _lead_ids(df: pd.DataFrame, cap: int) -> list[str] | None:
+    if "lead_id" not in df.columns or df.empty:
+        return None
+    ids = pd.unique(df["lead_id"].dropna())
+    return [str(x) for x in ids[:cap]]
+
+
+# Values typed into SQL that name no person: ids, event types, numbers, times, keywords.
+_PLAIN_VALUE = re.compile(
+    r"^(?:(?:lead|evt|flow|ent|step|inc|run)_[A-Za-z0-9]+|[a-z_]+(?:\.[a-z_*]+)+|"
+    r"[-+]?\d+(?:\.\d+)?|\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?|"
+    r"success|failure|error|skipped|\$\.[\w.\[\]\"']+|[%_]*)$"
+)
+_SQL_STRING = re.compile(r"'((?:[^']|'')*)'")
+
+
+def _mask_literal(text: str) -> str:
+    """A value a person typed (a SQL literal or parameter) as the trail may keep it."""
+    if _PLAIN_VALUE.match(text):
+        return text
+    masked = masking.mask_free_text(text)
+    if masked != text:
+        return masked
+    # no shape to go by: a name, a street... keep its first letter only
+    return (text[:1] + masking.STARS) if text.strip() else text
+
+
+def mask_sql_text(query: str) -> str:
+    """SQL text as the audit trail keeps it: string literals that could name a person
+    masked (ids, event types, dates, JSON paths kept).
+
+    >>> mask_sql_text("SELECT * FROM events WHERE lead_snapshot->>'first_name' = 'Wilhelmina'")
+    "SELECT * FROM events WHERE lead_snapshot->>'f***' = 'W***'"
+    """
+    return _SQL_STRING.sub(
+        lambda m: "'" + _mask_literal(m.group(1).replace("''", "'")).replace("'", "''") + "'", query
+    )
+
+
+def _mask_params(params):
+    if isinstance(params, Mapping):
+        return {str(k): _mask_params(v) for k, v in params.items()}
+    if isinstance(params, list | tuple):
+        return [_mask_params(v) for v in params]
+    if isinstance(params, str):
+        return _mask_literal(params)
+    if params is None or isinstance(params, bool | int | float):
+        return masking.mask_document(params)
+    return _mask_literal(str(params))
+
+
+def _call(name: str, *args, **kwargs) -> str:
+    parts = [repr(a) for a in args]
+    parts += [f"{k}={v!r}" for k, v in kwargs.items() if v is not None]
+    return f"{name}({', '.join(parts)})"
+
+
+# --------------------------------------------------------------------------- connect
+
+
+def _trail_for(store: EventStore, audit) -> tuple[AuditTrail, bool]:
+    if isinstance(audit, AuditTrail):
+        return audit, False
+    if audit is not None:
+        return AuditTrail(str(audit)), True
+    if store.audit_path is not None:
+        return AuditTrail(str(store.audit_path)), True
+    # a store in memory keeps its trail in memory, shared by its sessions, as long as it lives
+    with _MEMORY_TRAILS_LOCK:
+        trail = _MEMORY_TRAILS.get(store)
+        if trail is None:
+            trail = _MEMORY_TRAILS[store] = AuditTrail.in_memory()
+    return trail, False
+
+
+def connect(
+    store_or_path,
+    user: str | None = None,
+    role: str | None = None,
+    *,
+    config=None,
+    audit=None,
+    client: str | None = None,
+) -> Session:
+    """Open a :class:`Session` on a store for ``user`` in ``role``.
+
+    ``store_or_path`` is an open :class:`EventStore` (reused: a notebook may hold it open
+    for writing) or the path of a store file (opened read-only, closed with the session).
+    ``user`` defaults to ``$WORKBENCH_USER``; ``role`` to the user's first role. Users and
+    roles come from ``config`` (a YAML/JSON file or a mapping), else
+    ``$WORKBENCH_ACCESS_CONFIG``, else ``<store>.access.yaml`` beside the store, else the
+    built-in ones (``DEFAULT_USERS``). The audit trail is ``audit`` (a SQLite path),
+    else ``<store>.audit.sqlite`` beside the store, else (a store in memory) in memory.
+    ``client`` says what the session runs in (e.g. the CLI and the OS user), for the trail.
+
+    >>> import workbench
+    >>> session = connect(workbench.open_store(), user="ana", role="analyst")
+    >>> session.masked
+    True
+    """
+    if isinstance(store_or_path, EventStore):
+        store, owns = store_or_path, False
+        if store.closed:
+            raise SessionClosedError("the store is closed; open it again and connect()")
+    elif isinstance(store_or_path, str | os.PathLike):
+        store, owns = None, True
+    else:
+        raise TypeError(
+            f"connect() takes an EventStore or the path of a store file, not "
+            f"{type(store_or_path).__name__}"
+        )
+    user = user if user is not None else os.environ.get(ENV_USER)
+    # check the user and role before opening anything
+    cfg = resolve_config(config, Path(store_or_path) if store is None else store.path)
+    the_role = cfg.role_for(user, role)
+    if store is None:
+        store = open_store(store_or_path, read_only=True)
+    try:
+        trail, owns_trail = _trail_for(store, audit)
+    except BaseException:
+        if owns:
+            store.close()
+        raise
+    try:
+        return Session(
+            store,
+            user=user,
+            role=the_role,
+            config=cfg,
+            trail=trail,
+            owns_store=owns,
+            owns_trail=owns_trail,
+            client=client,
+        )
+    except BaseException:
+        if owns_trail:
+            trail.close()
+        if owns:
+            store.close()
+        raise
+
+
+__all__ += ["AuditError", "mask_sql_text"]
