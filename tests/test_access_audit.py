@@ -137,3 +137,109 @@ def test_parallel_processes_lose_no_record(disk):
         )
     assert trail.verify().ok
     trail.close()
+
+
+# --------------------------------------------------------------------------- anchors
+
+
+def _trail_path(disk):
+    return disk.with_name(disk.name + ".audit.sqlite")
+
+
+def _fill_trail(disk, reads=5):
+    with connect(disk, user="ana") as s:
+        for _ in range(reads):
+            s.timeline("lead_A")
+
+
+def _raw_sqlite(disk, *statements):
+    db = sqlite3.connect(_trail_path(disk))
+    db.execute("DROP TRIGGER IF EXISTS audit_no_delete")
+    db.execute("DROP TRIGGER IF EXISTS audit_no_update")
+    for sql in statements:
+        db.execute(sql)
+    db.commit()
+    db.close()
+
+
+def _verify(disk, expect=None):
+    with connect(disk, user="adam", role="admin") as admin:
+        return admin.verify_audit(expect=expect)
+
+
+@pytest.mark.parametrize(
+    "statements",
+    [
+        ["DELETE FROM audit WHERE id > (SELECT max(id) - 3 FROM audit)"],
+        ["DELETE FROM audit"],
+        ["DELETE FROM audit", "DELETE FROM audit_anchor"],
+        ["DELETE FROM audit WHERE id = (SELECT max(id) FROM audit)",
+         "UPDATE audit_anchor SET records = records - 1, "
+         "head = (SELECT hash FROM audit ORDER BY id DESC LIMIT 1)"],
+    ],
+)  # fmt: skip
+def test_removing_records_from_the_end_is_caught(disk, statements):
+    _fill_trail(disk)
+    assert _verify(disk).ok
+    _raw_sqlite(disk, *statements)
+    r = _verify(disk)
+    assert not r.ok and "removed" in r.problem
+
+
+def test_a_deleted_trail_file_is_caught_by_the_anchor_file(disk):
+    _fill_trail(disk)
+    for suffix in ("", "-wal", "-shm"):
+        p = disk.with_name(disk.name + ".audit.sqlite" + suffix)
+        p.unlink(missing_ok=True)
+    r = _verify(disk)
+    assert not r.ok and "anchor file" in r.problem
+
+
+def test_the_audit_head_can_be_kept_and_checked(disk):
+    _fill_trail(disk, reads=2)
+    head = _verify(disk).head
+    assert head and len(head) == 64
+    r = _verify(disk, expect=head)
+    assert r.ok and "records were added since" in str(r)  # the checks themselves are records
+    with pytest.raises(ValueError, match="16 hex"):
+        _verify(disk, expect="nope")
+
+
+def test_a_rewritten_trail_does_not_show_the_kept_head(disk, tmp_path):
+    _fill_trail(disk, reads=2)
+    head = _verify(disk).head
+    for suffix in ("", "-wal", "-shm", ".head"):
+        disk.with_name(disk.name + ".audit.sqlite" + suffix).unlink(missing_ok=True)
+    _fill_trail(disk, reads=2)  # a fresh, self-consistent trail
+    r = _verify(disk, expect=head)
+    assert not r.ok and "not in this trail's chain" in r.problem
+
+
+# --------------------------------------------------------------------------- what is kept
+
+
+@pytest.mark.parametrize(
+    "purpose",
+    ["\u200b" * 30, "\x00\x01\x02" * 5, " \t\n" * 10, "\u200b\u200cticket\u200d\u2060\u200b"],
+)
+def test_an_invisible_purpose_is_no_purpose(disk, purpose):
+    from workbench.access import GrantError
+
+    with connect(disk, user="cora", role="compliance") as s:
+        with pytest.raises(GrantError, match="visible"):
+            s.unmask(purpose=purpose, minutes=5)
+        assert s.masked
+
+
+def test_pii_typed_into_sql_is_masked_on_the_trail(disk):
+    with connect(disk, user="ana") as s:
+        s.sql("SELECT count(*) FROM events WHERE lead_snapshot->>'first_name' = 'Rosalind'")
+        s.sql(
+            "SELECT count(*) FROM events WHERE lead_snapshot->>'first_name' = ? "
+            "AND lead_snapshot->>'phone' = ? AND lead_id = ?",
+            ["Rosalind", "4155550188", "lead_R"],
+        )
+    with connect(disk, user="adam", role="admin") as admin:
+        details = admin.audit(user="ana", action="sql").detail.str.cat(sep="\n")
+    assert "Rosalind" not in details and "4155550188" not in details
+    assert "lead_R" in details and "R***" in details

@@ -256,3 +256,81 @@ def test_free_text_never_shows_an_email_local_part_or_seven_phone_digits(local, 
     digits = re.findall(r"\d+", out)
     assert not any(p[i : i + 7] in d for d in digits for i in range(4))
     assert f"{s[:3]}-{s[3:5]}" not in out
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+@pytest.mark.parametrize(
+    "doc, raw",
+    [
+        ({"firstName": "Wilhelmina", "lastName": "Zoltan"}, ["Wilhelmina", "Zoltan"]),
+        ({"fname": "Wilhelmina", "surname": "Zoltan"}, ["Wilhelmina", "Zoltan"]),
+        ({"dateOfBirth": "1980-04-02", "birthDate": "04/02/1980"}, ["04-02", "04/02"]),
+        ({"addr": "12 Elm Street", "streetAddress": "12 Elm Street"}, ["12 Elm"]),
+        ({"ipAddress": "203.0.113.9", "remoteAddr": "198.51.100.7"}, ["113.9", "100.7"]),
+        ({"mobilePhone": "+44 7700 900123"}, ["900123"]),
+        ({"patient": {"name": [{"family": "Zoltan", "given": ["Wilhelmina"],
+                                "text": "Wilhelmina Zoltan", "use": "official"}]}},
+         ["Wilhelmina", "Zoltan"]),
+        ({"resource": {"HumanName": {"text": "Wilhelmina Zoltan"}}}, ["Wilhelmina"]),
+        ({"contact": {"customerName": "Wilhelmina Zoltan"}}, ["Wilhelmina"]),
+        ({"note": "DOB 04/02/1980, born on 1980-04-02"}, ["04/02/1980", "1980-04-02"]),
+        ({"note": "write to wilhelmina@exämple.com"}, ["wilhelmina@"]),
+        ({"note": "write to wilhelmina@münchen.de"}, ["wilhelmina@"]),
+        ({"note": "wilhelmina＠example.com"}, ["wilhelmina"]),
+    ],
+)  # fmt: skip
+def test_undeclared_shapes_of_pii_are_masked(doc, raw):
+    text = json.dumps(mask_document(doc), ensure_ascii=False)
+    for value in raw:
+        assert value not in text, text
+
+
+def test_names_of_things_keep_their_names_but_not_pii_given_as_a_name(store):
+    """An email given as a source name, a phone as a step name, an email as a feedback
+    type: masked wherever a masked role reads them; ordinary names stay."""
+    from workbench.access import connect
+
+    from .conftest import make_event
+
+    store.register_entity("ent_x", "buyer.person@example.com", "recipient")
+    store.register_step("step_x", "flow_x", 1, "recipient", "(512) 555-0188", "ent_x")
+    store.register_entity("ent_ok", "Buyer Three", "recipient")
+    store.append(
+        [
+            make_event("source.submitted", lead_id="lead_n", entity_id="ent_x",
+                       metadata={**make_event("source.submitted")["metadata"],
+                                 "source": "leaky.source@example.com"}),
+            make_event("recipient.delivered", lead_id="lead_n", entity_id="ent_x", step_id="step_x",
+                       metadata={**make_event("recipient.delivered")["metadata"],
+                                 "recipient": "leaky.buyer@example.com"}),
+            make_event("feedback.received", lead_id="lead_n",
+                       metadata={"feedback_type": "mail.me@example.com", "recipient": "Buyer Three"}),
+        ]
+    )  # fmt: skip
+    s = connect(store, user="tess")
+    outputs = [
+        s.sql("SELECT * FROM events").to_csv(),
+        s.sql("SELECT * FROM lead_summary").to_csv(),
+        s.sql("SELECT * FROM entities").to_csv(),
+        s.sql("SELECT * FROM steps").to_csv(),
+        s.timeline("lead_n").to_csv(),
+        s.events().to_csv(),
+    ]
+    text = "\n".join(outputs)
+    for raw in ("leaky.source", "leaky.buyer", "buyer.person", "555-0188", "mail.me"):
+        assert raw not in text, raw
+    assert "Buyer Three" in text
+
+
+def test_the_session_views_mask_camel_case_keys(store):
+    from workbench.access import connect
+
+    from .conftest import make_event
+
+    store.append([make_event(lead_id="lead_c", lead_snapshot={"firstName": "Wilhelmina",
+                                                              "dateOfBirth": "1980-04-02"})])  # fmt: skip
+    s = connect(store, user="ana")
+    text = s.sql("SELECT lead_snapshot FROM events").to_csv() + s.timeline("lead_c").to_csv()
+    assert "Wilhelmina" not in text and "04-02" not in text

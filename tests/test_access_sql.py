@@ -6,6 +6,8 @@ import re
 import duckdb
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import workbench
 from workbench import ReadOnlyViolation
@@ -33,6 +35,8 @@ def tiered(tmp_path_factory):
         )  # fmt: skip
         store.archive(older_than="30 days")
         assert store.tier_counts()["warm"] == 1
+        store.export(path.parent / "raw_export.parquet")
+        (path.parent / "people.csv").write_text(f"email\n{EMAIL}\n")
         warm = [str(store.tiers_dir / p) for p in store.sql("SELECT path FROM tier_files").path]
         # a macro someone defined in the store, reading a raw table in its body
         store._con.run("CREATE MACRO leaky() AS (SELECT max(lead_snapshot) FROM main.events)")
@@ -44,11 +48,14 @@ def tiered(tmp_path_factory):
 
 
 def _fill(query: str, store, warm) -> str:
+    folder = store.path.parent
     return query.format(
         db=store.sql("SELECT current_database() AS d").d[0],
         path=str(store.path),
         warm=warm[0],
         audit=str(store.path) + ".audit.sqlite",
+        export=str(folder / "raw_export.parquet"),
+        csv=str(folder / "people.csv"),
     )
 
 
@@ -88,6 +95,23 @@ REFUSED = [
     "SELECT getvariable('x')",
     "SELECT leaky()",
     "SELECT * FROM raw_frame",
+    # a WITH that shadows a relation, refers to itself or hides in a subquery
+    "WITH events AS (SELECT * FROM '{warm}') SELECT * FROM events",
+    'WITH "{warm}" AS (SELECT * FROM "{warm}") SELECT * FROM "{warm}"',
+    'WITH "{export}" AS (SELECT * FROM "{export}") SELECT * FROM "{export}"',
+    'WITH "{csv}" AS (SELECT * FROM "{csv}") SELECT * FROM "{csv}"',
+    'SELECT (WITH x AS (SELECT * FROM "{warm}") SELECT max(lead_snapshot) FROM x)',
+    'SELECT (SELECT max(lead_snapshot) FROM "{warm}") FROM (WITH "{warm}" AS (SELECT 1) SELECT 1)',
+    'WITH RECURSIVE events AS (SELECT * FROM "{warm}" UNION ALL SELECT * FROM events) '
+    "SELECT * FROM events",
+    'WITH lead_summary_parts AS (SELECT 1 AS x) SELECT * FROM lead_summary_parts, "{warm}"',
+    "WITH t AS (SELECT * FROM tier_files) SELECT * FROM t",
+    "SELECT * FROM events WHERE EXISTS (WITH q AS (FROM '{audit}') SELECT * FROM q)",
+    # the machine, not the data
+    "SELECT current_setting('temp_directory')",
+    "SELECT current_database()",
+    "SELECT getenv('HOME')",
+    "SHOW DATABASES",
 ]
 
 NOT_A_SELECT = [
@@ -222,3 +246,88 @@ def test_no_unreviewed_scalar_function_reaches_outside_the_data():
     suspicious = {n for n in names if re.search(r"env|file|read|glob|sql|query|secret|"
                                                   r"variable|setting|path|dir|shell|http", n)}  # fmt: skip
     assert suspicious <= _REVIEWED_SCALARS, suspicious - _REVIEWED_SCALARS
+
+
+def test_a_case_the_checker_misses_still_reads_no_file(tiered, monkeypatch):
+    """The second wall: with the name checks and the sandbox switched off, a query that
+    names a raw file fails inside DuckDB, which has no access to files at all."""
+    store, session, warm = tiered
+    from workbench.access import session as session_module
+
+    monkeypatch.setattr(session_module, "problems", lambda shape, allowed: [])
+    monkeypatch.setattr(session._sandbox, "bind", lambda statement: None)
+    for query in (
+        "SELECT * FROM '{warm}'",
+        "SELECT * FROM read_parquet('{export}')",
+        "SELECT * FROM read_csv('{csv}')",
+        "SELECT * FROM sqlite_scan('{audit}', 'audit')",
+    ):
+        with pytest.raises(QueryError) as e:
+            session.sql(_fill(query, store, warm))
+        assert re.search("disabled|not in the catalog", str(e.value)), str(e.value)
+        assert EMAIL not in str(e.value)
+
+
+def test_show_tables_lists_the_session_relations_only(tiered):
+    _, session, _ = tiered
+    assert session.sql("SHOW TABLES").name.tolist() == list(session.relations)
+    assert set(session.sql("SHOW ALL TABLES").name) == set(session.relations)
+    assert "seq" in session.sql("DESCRIBE events").column_name.tolist()
+
+
+# --------------------------------------------------------------------------- adversarial
+
+_NAMES = ["events", "lead_summary", "x", '"{warm}"', '"{export}"', "ledger", "tier_files"]
+_SOURCES = [
+    "SELECT * FROM events",
+    "SELECT * FROM '{warm}'",
+    'SELECT * FROM "{export}"',
+    "SELECT * FROM read_parquet('{export}')",
+    "SELECT * FROM read_csv('{csv}')",
+    "SELECT * FROM main.events",
+    "SELECT * FROM lead_summary_parts",
+    "SELECT * FROM query('SELECT * FROM main.events')",
+    "SELECT * FROM duckdb_tables()",
+    "SELECT * FROM range(2)",
+    "SELECT lead_snapshot FROM events",
+]
+
+
+@st.composite
+def adversarial_sql(draw):
+    """A WITH of a drawn name over a drawn source, used in a drawn way."""
+    name = draw(st.sampled_from(_NAMES))
+    body = draw(st.sampled_from(_SOURCES))
+    other = draw(st.sampled_from(_SOURCES))
+    recursive = draw(st.booleans())
+    head = f"WITH {'RECURSIVE ' if recursive else ''}{name} AS ({body})"
+    use = draw(
+        st.sampled_from(
+            [
+                f"{head} SELECT * FROM {name}",
+                f"{head} SELECT (SELECT count(*) FROM {name}) AS n",
+                f"SELECT * FROM ({head} SELECT * FROM {name}) UNION ALL ({other})",
+                f"SELECT * FROM events WHERE EXISTS ({head} SELECT 1 FROM {name})",
+                f"{head} SELECT * FROM events, LATERAL ({other}) t",
+                f"SELECT (SELECT max(lead_snapshot) FROM ({other})) FROM ({head} SELECT 1 FROM {name})",
+                f"{head} {other}",
+            ]
+        )
+    )
+    return use
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(query=adversarial_sql())
+def test_no_adversarial_query_returns_raw_pii_or_file_content(tiered, query):
+    store, session, warm = tiered
+    sql = _fill(query, store, warm)
+    try:
+        out = session.sql(sql)
+    except (RelationNotAllowedError, ReadOnlyViolation, QueryError) as e:
+        assert EMAIL not in str(e) and "Wilhelmina" not in str(e)
+        return
+    text = out.to_csv() + repr(out.to_dict("records"))
+    assert EMAIL not in text and "Wilhelmina" not in text and "321-54-9876" not in text

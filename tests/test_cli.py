@@ -75,3 +75,132 @@ def test_archive_and_restore(events_file, tmp_path, capsys):
     assert "moved 12 events to cold" in capsys.readouterr().out
     assert main(["restore", "--store", str(store)]) == 0
     assert "hot/warm/cold now 0/12/0" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- hardening
+
+RAW_NAME, RAW_EMAIL = "John", "john@example.com"  # conftest.make_event's snapshot
+
+
+def _audit(store):
+    from workbench.access import connect
+
+    with connect(store, user="adam", role="admin") as admin:
+        return admin.audit()
+
+
+def test_shell_reads_are_masked_and_audited(events_file, tmp_path, capsys):
+    store = tmp_path / "s.duckdb"
+    main(["ingest", str(events_file), "--store", str(store), "--no-progress"])
+    capsys.readouterr()
+    query = "SELECT lead_snapshot, metadata FROM events"
+    assert main(["sql", query, "--store", str(store), "--all"]) == 0
+    out = capsys.readouterr().out
+    assert RAW_EMAIL not in out and "j***@example.com" in out
+    assert main(["timeline", "lead_A", "--store", str(store)]) == 0
+    assert main(["export", str(tmp_path / "m.jsonl"), "--store", str(store)]) == 0
+    capsys.readouterr()
+    exported = (tmp_path / "m.jsonl").read_text()
+    assert RAW_EMAIL not in exported and "j***@example.com" in exported
+    trail = _audit(store)
+    cli = trail[trail.detail.str.contains("workbench ", na=False)]
+    assert set(cli.user) == {"ana"} and "(OS user" in cli.detail.iloc[0]
+    assert {"sql", "timeline", "export"} <= set(trail.action)
+
+
+def test_compliance_unmasks_with_a_purpose_on_the_record(events_file, tmp_path, capsys):
+    store = tmp_path / "s.duckdb"
+    main(["ingest", str(events_file), "--store", str(store), "--no-progress"])
+    capsys.readouterr()
+    args = ["sql", "SELECT lead_snapshot FROM events LIMIT 1", "--store", str(store)]
+    assert main([*args, "--user", "tess", "--purpose", "ticket 4711: data request"]) == 2
+    assert "may not unmask" in capsys.readouterr().err
+    assert main([*args, "--user", "cora", "--purpose", "ticket 4711: data request"]) == 0
+    assert RAW_EMAIL in capsys.readouterr().out
+    assert main([*args, "--user", "cora", "--purpose", "\u200b" * 20]) == 2
+    assert "--purpose" in capsys.readouterr().err
+    trail = _audit(store)
+    raw = trail[(trail.user == "cora") & ~trail.masked]
+    assert "ticket 4711" in raw.purpose.dropna().iloc[0]
+
+
+def test_workbench_user_sets_the_reader(events_file, tmp_path, capsys, monkeypatch):
+    store = tmp_path / "s.duckdb"
+    main(["ingest", str(events_file), "--store", str(store), "--no-progress"])
+    monkeypatch.setenv("WORKBENCH_USER", "tess")
+    assert main(["export", str(tmp_path / "x.parquet"), "--store", str(store)]) == 2
+    assert "may not export" in capsys.readouterr().err
+    monkeypatch.setenv("WORKBENCH_USER", "nobody")
+    assert main(["sql", "SELECT 1", "--store", str(store)]) == 2
+    assert "unknown user 'nobody'" in capsys.readouterr().err
+
+
+def test_sql_prints_the_first_rows_unless_asked(events_file, tmp_path, capsys):
+    store = tmp_path / "s.duckdb"
+    main(["ingest", str(events_file), "--store", str(store), "--no-progress"])
+    capsys.readouterr()
+    q = "SELECT * FROM range(100) t(i)"
+    assert main(["sql", q, "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "... 60 more rows" in out and len(out.splitlines()) < 50
+    assert main(["sql", q, "--store", str(store), "--all"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 101
+    assert main(["sql", q, "--store", str(store), "--output", str(tmp_path / "r.csv")]) == 0
+    assert len((tmp_path / "r.csv").read_text().splitlines()) == 101
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("workbench ")
+
+
+@pytest.mark.parametrize("command", [["archive"], ["restore"], ["verify"], ["export", "x.parquet"]])
+def test_commands_on_a_mistyped_store_create_nothing(tmp_path, capsys, command):
+    store = tmp_path / "typo.duckdb"
+    assert main([*command, "--store", str(store)]) == 2
+    assert "no store at" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("what", ["missing.jsonl", "a_folder"])
+def test_ingest_of_nothing_leaves_no_store(tmp_path, capsys, what):
+    (tmp_path / "a_folder").mkdir()
+    store = tmp_path / "s.duckdb"
+    assert main(["ingest", str(tmp_path / what), "--store", str(store)]) == 2
+    assert not store.exists()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_broken_inputs_are_one_line_errors(tmp_path, capsys):
+    store = tmp_path / "s.duckdb"
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not parquet")
+    assert main(["ingest", str(bad), "--store", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.parquet" in err and "Traceback" not in err
+    assert main(["archive", "--store", str(store), "--older-than", "a while"]) == 2
+    err = capsys.readouterr().err
+    assert "--older-than" in err and "older_than=" not in err
+
+
+def test_export_onto_the_store_or_a_folder_is_refused(events_file, tmp_path, capsys):
+    store = tmp_path / "s.duckdb"
+    main(["ingest", str(events_file), "--store", str(store), "--no-progress"])
+    before = store.read_bytes()
+    assert main(["export", str(store), "--store", str(store)]) == 2
+    assert "file of the store" in capsys.readouterr().err
+    assert main(["export", str(tmp_path), "--store", str(store)]) == 2
+    assert "folder" in capsys.readouterr().err
+    assert store.read_bytes() == before
+
+
+def test_verify_prints_a_head_to_keep_and_checks_it(events_file, tmp_path, capsys):
+    store = tmp_path / "s.duckdb"
+    main(["ingest", str(events_file), "--store", str(store), "--no-progress"])
+    capsys.readouterr()
+    assert main(["verify", "--store", str(store)]) == 0
+    head = capsys.readouterr().out.split("head ")[1].split()[0]
+    assert main(["verify", "--store", str(store), "--expect", head]) == 0
+    assert main(["verify", "--store", str(store), "--expect", "f" * 64]) == 1
+    assert "not in this store's seal chain" in capsys.readouterr().out

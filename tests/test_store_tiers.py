@@ -103,3 +103,46 @@ def test_archive_argument_forms(aged):
 def test_in_memory_store_has_no_tiers(store):
     with pytest.raises(StoreError, match="in-memory"):
         store.archive()
+
+
+def test_many_archive_and_restore_cycles_keep_file_names_short(aged):
+    aged.archive(older_than="30 days", now=NOW)
+    for _ in range(40):
+        aged.archive(older_than="30 days", tier="cold", now=NOW)
+        aged.restore()
+    names = [p.name for p in aged.tiers_dir.rglob("*.parquet")]
+    assert names and max(len(n) for n in names) <= len("m999_99.parquet")
+    assert aged.tier_counts() == {"hot": 12, "warm": 18, "cold": 0}
+    assert aged.verify().ok
+
+
+def test_exports_never_overwrite_the_stores_own_files(aged, tmp_path):
+    from workbench.access import connect
+    from workbench.errors import UnsafePathError
+
+    aged.archive(older_than="30 days", now=NOW)
+    warm = next(aged.tiers_dir.rglob("*.parquet"))
+    session = connect(aged, user="ana")
+    for target in (aged.path, warm, aged.audit_path, aged.path.with_name(aged.path.name + ".wal")):
+        before = target.read_bytes() if target.exists() else None
+        with pytest.raises(UnsafePathError, match="file of the store"):
+            session.export(
+                target.with_suffix(".parquet") if target == warm else target, format="parquet"
+            )
+        with pytest.raises(UnsafePathError):
+            aged.export(target, format="parquet")
+        assert (target.read_bytes() if target.exists() else None) == before
+    assert aged.verify().ok
+    session.close()
+
+
+def test_a_failed_export_leaves_nothing(aged, tmp_path):
+    from workbench.errors import InputError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a_file").write_text("x")
+    for target in (out, out / "a_file" / "below.parquet"):
+        with pytest.raises(InputError):
+            aged.export(target, format="parquet")
+    assert sorted(p.name for p in out.iterdir()) == ["a_file"]

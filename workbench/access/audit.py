@@ -266,6 +266,9 @@ class AuditTrail:
         target = self.anchor_path
         if target is None:
             return
+        kept = self._read_anchor_file()
+        if kept is not None and kept[0] > records:
+            return  # never rewind the anchor: a trail that lost records must show it
         try:
             fd, tmp = tempfile.mkstemp(prefix=".audit-head.", dir=target.parent)
             with os.fdopen(fd, "w") as fh:

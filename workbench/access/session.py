@@ -738,11 +738,6 @@ class Session:
         25
         """
         p = Path(path)
-        fmt = format or EXPORT_FORMATS.get(p.suffix.lower())
-        if fmt not in ("parquet", "jsonl"):
-            raise ValueError(
-                f"cannot tell the export format of {p}: use .parquet or .jsonl, or format="
-            )
         with self._lock:
             self._check_open()
             self._require("export", "export")
@@ -751,6 +746,11 @@ class Session:
             except (PermissionError, ValueError) as e:
                 self._record("export", outcome="refused", detail=f"export to {p}: {e}")
                 raise
+            fmt = format or EXPORT_FORMATS.get(p.suffix.lower())
+            if fmt not in ("parquet", "jsonl"):
+                raise ValueError(
+                    f"cannot tell the export format of {p}: use .parquet or .jsonl, or format="
+                )
             if fmt == "parquet":
                 sel = "SELECT * FROM events ORDER BY seq"
             else:

@@ -31,12 +31,12 @@ True
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
 from ..store import EventStore, Rejected, open_store
+from ..store.inputs import raw_text
 from ._api import MAPPING, ApiMapper
 from ._dotted import DottedMapper
 from ._errors import FlowConfigError, ImportInputError
@@ -152,9 +152,19 @@ def import_events(
                     yield event
 
         label = str(path)
+
         # `aside` fills while the batches stream; the store reads it after the last one
+        def unwritable(event: dict, reason: str) -> None:
+            r = _rejected(event, None, stats)
+            aside.append(Rejected(r.raw, reason, r.origin, r.event_id, r.type, r.lead_id))
+
         ingests = [
-            st.append(record_batches(events()), progress=progress, label=label, rejects=aside)
+            st.append(
+                record_batches(events(), on_reject=unwritable),
+                progress=progress,
+                label=label,
+                rejects=aside,
+            )
         ]
         _register_names(st, api)
     finally:
@@ -192,7 +202,7 @@ def _rejected(event: dict, piece, stats: Stats) -> Rejected:
         reason = stats.unclassified[-1].reason if stats.unclassified else "unknown event type"
         kind = event.get("type")
     return Rejected(
-        json.dumps(original, default=str, ensure_ascii=False),
+        raw_text(original),
         reason,
         origin,
         event_id=md.get("original_id") or event.get("event_id"),

@@ -10,7 +10,7 @@ quarantine reasons are the same whichever way an event arrives.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import pyarrow as pa
 
@@ -27,40 +27,72 @@ _JSON = ("metadata", "lead_snapshot")
 _SCALARS = tuple(f for f in RECORD_FIELDS if f not in _JSON and f != "timestamp")
 
 
-def record_batches(events: Iterable[dict], rows: int = ROWS) -> pa.RecordBatchReader:
-    """A reader over ``events`` (dicts in the record's shape) in batches of ``rows``."""
-    return pa.RecordBatchReader.from_batches(SCHEMA, _batches(events, rows))
+def record_batches(
+    events: Iterable[dict], rows: int = ROWS, on_reject: Callable | None = None
+) -> pa.RecordBatchReader:
+    """A reader over ``events`` (dicts in the record's shape) in batches of ``rows``.
+    An event that cannot be written as text (a lone surrogate, a value too deep for
+    JSON) goes to ``on_reject(event, reason)`` instead."""
+    return pa.RecordBatchReader.from_batches(SCHEMA, _batches(events, rows, on_reject))
 
 
-def _batches(events: Iterable[dict], rows: int) -> Iterator[pa.RecordBatch]:
+def _batches(events: Iterable[dict], rows: int, on_reject) -> Iterator[pa.RecordBatch]:
     buf: list[dict] = []
     for event in events:
         buf.append(event)
         if len(buf) >= rows:
-            yield to_batch(buf)
+            yield to_batch(buf, on_reject)
             buf = []
     if buf:
-        yield to_batch(buf)
+        yield to_batch(buf, on_reject)
 
 
-def to_batch(events: list[dict]) -> pa.RecordBatch:
+def to_batch(events: list[dict], on_reject: Callable | None = None) -> pa.RecordBatch:
     cols: dict[str, list] = {name: [] for name in SCHEMA.names}
     for e in events:
-        md = e.get("metadata")
-        extra = {k: v for k, v in e.items() if k not in _KNOWN}
-        if extra and (md is None or isinstance(md, dict)):
-            # as the store does with extra fields: under metadata._extra
-            md = dict(md or {})
-            old = md.get("_extra")
-            md["_extra"] = {**old, **extra} if isinstance(old, dict) else extra
-            extra = {}
-        for f in _SCALARS:
-            cols[f].append(_scalar(e.get(f)))
-        cols["timestamp"].append(_timestamp(e.get("timestamp")))
-        cols["metadata"].append(_json(md))
-        cols["lead_snapshot"].append(_json(e.get("lead_snapshot")))
-        cols[EXTRA_COLUMN].append(_json(extra) if extra else None)
+        try:
+            row = _row(e)
+        except ValueError as err:
+            if on_reject is None:
+                raise
+            on_reject(e, str(err))
+            continue
+        for name, v in row.items():
+            cols[name].append(v)
     return pa.record_batch([pa.array(cols[n], pa.string()) for n in SCHEMA.names], schema=SCHEMA)
+
+
+def _row(e: dict) -> dict:
+    """One event's columns as text that can be stored (ValueError: why it cannot)."""
+    row: dict[str, str | None] = {}
+    md = e.get("metadata")
+    extra = {k: v for k, v in e.items() if k not in _KNOWN}
+    if extra and (md is None or isinstance(md, dict)):
+        # as the store does with extra fields: under metadata._extra
+        md = dict(md or {})
+        old = md.get("_extra")
+        md["_extra"] = {**old, **extra} if isinstance(old, dict) else extra
+        extra = {}
+    try:
+        for f in _SCALARS:
+            row[f] = _scalar(e.get(f))
+        row["timestamp"] = _timestamp(e.get("timestamp"))
+        row["metadata"] = _json(md)
+        row["lead_snapshot"] = _json(e.get("lead_snapshot"))
+        row[EXTRA_COLUMN] = _json(extra) if extra else None
+    except RecursionError:
+        raise ValueError("the event nests too deeply to be written as JSON") from None
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"the event cannot be written as JSON: {err}") from None
+    for name, v in row.items():
+        if v is not None and not v.isascii():
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(
+                    f"{name} holds a lone UTF-16 surrogate, which is not text"
+                ) from None
+    return row
 
 
 def _json(v) -> str | None:

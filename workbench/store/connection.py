@@ -30,7 +30,12 @@ SETTINGS = ("SET TimeZone = 'UTC'", "SET enable_progress_bar = false")
 
 def connect_duckdb(path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection to ``path`` (None: in memory) with no access to files."""
-    config = {"enable_external_access": False}
+    # no files, and no extension fetched or loaded on demand (sqlite_scanner, httpfs...)
+    config = {
+        "enable_external_access": False,
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
     if path is None:
         con = duckdb.connect(":memory:", config=config)
     else:

@@ -49,8 +49,8 @@ from .schema import (
 # One JSON text per line -> the record's fields, parsed once. A line that does not parse,
 # or is not an object, keeps NULL fields and a reason.
 _KNOWN_KEYS = ", ".join(f"'{k}'" for k in (*INPUT_FIELDS, *sorted(STORE_FIELDS)))
-# a key as a quoted JSON path step (quotes and backslashes escaped)
-_KEY_PATH = "'$.\"' || replace(replace(k, '\\', '\\\\'), '\"', '\\\"') || '\"'"
+# a key as a JSON pointer (any key, the empty one too: ~ and / escaped)
+_KEY_PATH = "'/' || replace(replace(k, '~', '~0'), '/', '~1')"
 _SCALARS = (
     "event_id",
     "type",
@@ -349,7 +349,7 @@ def classify_sql(norm: str, step_names: dict[str, str], entity_names: dict[str, 
     paths = "[" + ", ".join(f"'{p}'" for p in _META_PATHS) + "]"
     derived = ", ".join(DERIVED)
     return f"""
-SELECT _pos, reason, id_hash, digest,
+SELECT _pos, reason, id_hash, digest, event_id,
     CAST('0x' || left(digest, 16) AS UBIGINT) AS content_hash, {derived}
 FROM (
 SELECT *, CASE WHEN reason IS NULL THEN {EVENT_DIGEST_SQL} END AS digest
@@ -632,16 +632,17 @@ def _store_rows(store, table: pa.Table, bad: list, result: dict) -> pa.Array:
                 for c in ("event_id", "type", "lead_id")
             ],
         ]
+        cols[1:] = [[_id_text(v) for v in col] for col in cols[1:]]
         for i, reason, ev, ty, ld in zip(idx.to_pylist(), *cols, strict=True):
-            bad.append((int(pos[i]), reason, _str(ev), _str(ty), _str(ld)))
+            bad.append((int(pos[i]), reason, ev, ty, ld))
     ok = ~invalid
-    dup, conflicts = _duplicates(store, table, norm, _u64(cls.column("id_hash")), ok)
+    dup, conflicts = _duplicates(store, table, norm, cls, ok)
     for i, reason in conflicts.items():
         named = [
             _str(table.column(c)[i].as_py()) if c in table.column_names else None
-            for c in ("event_id", "type", "lead_id")
+            for c in ("type", "lead_id")
         ]
-        bad.append((int(pos[i]), reason, *named))
+        bad.append((int(pos[i]), reason, cls.column("event_id")[i].as_py(), *named))
     result["duplicates"] = int(dup.sum())
     keep = ok & ~dup
     if conflicts:
@@ -689,7 +690,7 @@ def _dimension_names(con) -> tuple[dict, dict]:
     return steps, entities
 
 
-def _duplicates(store, table: pa.Table, norm: str, id_hash, ok: np.ndarray):
+def _duplicates(store, table: pa.Table, norm: str, cls: pa.Table, ok: np.ndarray):
     """Valid rows whose event_id is already stored (in any tier) or appears earlier in
     the batch: a mask of true duplicates (the same record), and {row: reason} for
     conflicts (the same event_id with other content). Hashes find candidates; ids and
@@ -700,8 +701,8 @@ def _duplicates(store, table: pa.Table, norm: str, id_hash, ok: np.ndarray):
     idx = np.flatnonzero(ok)
     if not len(idx):
         return dup, conflicts
-    h = id_hash[idx]
-    ids = table.column("event_id").take(pa.array(idx)).cast(pa.string())
+    h = _u64(cls.column("id_hash"))[idx]
+    ids = cls.column("event_id").take(pa.array(idx))  # as normalised: text
     stored = store._tiers.source_sql(con, ("hot", "warm", "cold"), ("id_hash", "event_id"))
     con.register(
         "_ids", pa.table({"i": np.arange(len(idx)), "h": pa.array(h, pa.uint64()), "event_id": ids})
@@ -738,7 +739,7 @@ def _duplicates(store, table: pa.Table, norm: str, id_hash, ok: np.ndarray):
     mine = _record_digests(con, table, norm, rows)
     theirs = _stored_record_digests(store, set(against_store.values()))
     for row in rows:
-        event_id = table.column("event_id")[row].as_py()
+        event_id = cls.column("event_id")[row].as_py()
         if row in against_store:
             other, where = theirs.get(against_store[row]), "already stored"
         elif row in first_row:
@@ -827,7 +828,10 @@ def _quarantine(store, batch, bad, given, ingest_id) -> tuple[int, int]:
     }
     q = pa.table(
         {
-            name: pa.array([_storable(v) for v in values], arrow_types[QUARANTINE_TYPES[name]])
+            name: pa.array(
+                [_storable(v, QUARANTINE_TYPES[name]) for v in values],
+                arrow_types[QUARANTINE_TYPES[name]],
+            )
             for name, values in zip(QUARANTINE_COLUMNS, cols, strict=True)
         }
     )
@@ -839,8 +843,11 @@ def _quarantine(store, batch, bad, given, ingest_id) -> tuple[int, int]:
     return qid0, qid0 + len(rows) - 1
 
 
-def _storable(v):
-    """Text that can be stored as it is (a lone surrogate is escaped, never lost)."""
+def _storable(v, sql_type: str = "VARCHAR"):
+    """A value the quarantine can keep: text for a text column (ids given as lists or
+    bytes become text), with a lone surrogate escaped, never lost."""
+    if sql_type == "VARCHAR" and v is not None and not isinstance(v, str):
+        v = _id_text(v)
     if isinstance(v, str):
         try:
             v.encode("utf-8")
@@ -887,6 +894,15 @@ def _as_json(column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def _str(v) -> str | None:
     return None if v is None else str(v)
+
+
+def _id_text(v) -> str | None:
+    """An id as the quarantine keeps it: text as given, anything else as JSON-ish text."""
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "backslashreplace")
+    return json.dumps(v, default=str) if isinstance(v, list | dict) else str(v)
 
 
 def _clip(v, n: int = 80) -> str:

@@ -35,7 +35,15 @@ import pyarrow.compute as pc
 from ..errors import InputError
 from .schema import INPUT_FIELDS, JSON_FIELDS, STORE_FIELDS, STRING_FIELDS
 
-__all__ = ["stage", "Rejected", "StagedBatch", "StagedInput", "InputError", "BATCH_ROWS"]
+__all__ = [
+    "stage",
+    "Rejected",
+    "StagedBatch",
+    "StagedInput",
+    "InputError",
+    "BATCH_ROWS",
+    "raw_text",
+]
 
 #: Rows per staged batch: DuckDB is ~7x slower on small batches.
 BATCH_ROWS = 250_000
@@ -112,7 +120,7 @@ class StagedBatch:
             if isinstance(row.get(key), str):
                 with contextlib.suppress(ValueError, RecursionError):
                     row[key] = json.loads(row[key])
-        return _raw_text(row)
+        return raw_text(row)
 
     @property
     def received(self) -> int:
@@ -324,12 +332,12 @@ def _dict_batch(chunk: list, b: int, pos0: int) -> StagedBatch:
             continue
         if not isinstance(item, dict):
             reason = f"event is a {type(item).__name__}, not an object"
-            rejects.append((pos, Rejected(_raw_text(item), reason)))
+            rejects.append((pos, Rejected(raw_text(item), reason)))
             continue
         try:
             row = _dict_row(item)
         except ValueError as e:
-            rejects.append((pos, Rejected(_raw_text(item), str(e), **_ids_of(item))))
+            rejects.append((pos, Rejected(raw_text(item), str(e), **_ids_of(item))))
             continue
         if isinstance(row["timestamp"], int | float) and not isinstance(row["timestamp"], bool):
             ts_is_number = True
@@ -346,11 +354,11 @@ def _dict_batch(chunk: list, b: int, pos0: int) -> StagedBatch:
         for i, reason in screened.items():
             pos = int(table.column("_pos")[i].as_py())
             item = chunk[pos - pos0]
-            rejects.append((pos, Rejected(_raw_text(item), reason, **_ids_of(item))))
+            rejects.append((pos, Rejected(raw_text(item), reason, **_ids_of(item))))
         table = _drop_rows(table, screened)
 
     def raw_of(pos: int) -> str:
-        return _raw_text(chunk[pos - pos0])
+        return raw_text(chunk[pos - pos0])
 
     return StagedBatch(
         "columns", table, batch=b, rejects=sorted(rejects, key=_first), raw_of=raw_of
@@ -420,7 +428,7 @@ def _iso(v) -> str:
     return v.isoformat()
 
 
-def _raw_text(item) -> str:
+def raw_text(item) -> str:
     """The raw form of something that could not be stored, as text that can be kept
     (lone surrogates escaped, a document too deep for JSON shown by its repr)."""
     if isinstance(item, str):
@@ -524,7 +532,7 @@ def _arrow_batch(table: pa.Table, b: int, pos0: int, file: str | None = None) ->
     rejects = []
     if bad:
         for i in sorted(bad):
-            rejects.append((pos0 + i, Rejected(_raw_text(_row_of(table, i)), bad[i])))
+            rejects.append((pos0 + i, Rejected(raw_text(_row_of(table, i)), bad[i])))
         out = _drop_rows(out, bad)
     return StagedBatch("columns", out, batch=b, file=file, unit="row", rejects=rejects)
 
@@ -580,7 +588,7 @@ def _stage_pandas(df, batch_rows: int) -> Iterator[StagedBatch]:
                 pa.array(np.isin(staged.table.column("_pos").to_numpy(), positions))
             )
             for i, reason in bad.items():
-                raw = _raw_text({str(k): _plain(v) for k, v in part.iloc[i].items()})
+                raw = raw_text({str(k): _plain(v) for k, v in part.iloc[i].items()})
                 staged.rejects.append((start + i, Rejected(raw, reason)))
             staged.rejects.sort(key=_first)
         yield staged

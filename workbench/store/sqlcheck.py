@@ -146,7 +146,8 @@ def _walk(node, tables, table_functions, functions, ctes, node_types, shows) -> 
                 tables.add(tuple(str(p).lower() for p in parts if p))
             elif kind == "SHOW_REF" and n.get("query") is None:
                 # SHOW TABLES, SHOW ALL TABLES, SHOW DATABASES ...: a look at the catalogue
-                shows.append(str(n.get("table_name") or "").strip('"').lower() or "show")
+                name = str(n.get("table_name") or "").strip('"').lower() or "show"
+                shows.append("all_tables" if name == "__show_tables_expanded" else name)
             elif kind == "TABLE_FUNCTION":
                 fn = n.get("function") or {}
                 name = fn.get("function_name")

@@ -450,13 +450,12 @@ class Tiers:
 
     def export(self, path, *, format: str | None = None, tiers=("hot", "warm", "cold")) -> int:
         store = self._store
-        p = Path(path)
+        p = check_target(Path(path), store.owned_paths())
         fmt = format or EXPORT_FORMATS.get(p.suffix.lower())
         if fmt not in ("parquet", "jsonl"):
             raise StoreError(
                 f"cannot tell the export format of {p}: use .parquet or .jsonl, or format="
             )
-        p = check_target(p, store.owned_paths())
         cur = store._con.cursor()
         try:
             cur.run("BEGIN TRANSACTION")
