@@ -390,6 +390,8 @@ _DIGITS3 = re.compile(r"\d{3}")
 # every query; Unicode classes would cost ~0.5 ms each time).
 _NEEDS_WORK = re.compile(r"[{\[<=:@%\uff20]|\d{3}|\d\.\d")
 NEEDS_WORK_RE2 = r"[{\[<=:@%]|[0-9]{3}|[0-9][.][0-9]|[^\x00-\x7F]"
+# the shapes an email, a phone number, an SSN or an IP address can take in a name
+SHAPE_RE2 = r"[@%]|[0-9]{3}|[0-9][.][0-9]|[^\x00-\x7F]"
 
 # Words a PII key's name contains (the catalogue's rules), for needs_work_re2() below.
 # Phones, SSNs and IP addresses are masked only where their value has digits.
@@ -659,6 +661,7 @@ PLAIN_COLUMNS: dict[str, frozenset[str]] = {
 }
 #: Columns that name things, not people (steps, sources, buyers, reasons): masked by the
 #: shape of their value only, so "Buyer 3" stays and an email given as a name does not.
+#: SQL sends a value to Python only when it has a shape PII can have (:data:`SHAPE_RE2`).
 SHAPE_COLUMNS: dict[str, frozenset[str]] = {
     "events": frozenset({"step_name", "entity_name", "feedback_type"}),
     "lead_summary": frozenset({"source", "recipient", "final_outcome"}),
@@ -683,7 +686,7 @@ def column_kind(relation: str, column: str, sql_type: str) -> tuple[str, str | N
     if column in PLAIN_COLUMNS.get(relation, ()):
         return ("plain", None)
     if column in SHAPE_COLUMNS.get(relation, ()):
-        return ("text", None)
+        return ("shape", None)
     ft = catalog.field_type(column)
     if ft.pii:
         return ("field", ft.label)
@@ -711,7 +714,7 @@ def mask_column(values, what: str, label: str | None) -> list:
             m = mask_raw_text(v)
         elif what == "field":
             m = mask_value(label, v)
-        elif what == "text":
+        elif what in ("text", "shape"):
             m = mask_free_text(v) if isinstance(v, str) else mask_document(v)
         else:
             m = v

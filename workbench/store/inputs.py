@@ -23,6 +23,7 @@ import gzip
 import json
 import os
 import re
+import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import InputError
 from .schema import INPUT_FIELDS, JSON_FIELDS, STORE_FIELDS, STRING_FIELDS
@@ -227,36 +227,45 @@ def json_problem(text: str, what: str) -> str | None:
     return None
 
 
+_screen_lock = threading.Lock()
+_screen_db = None
+
+# Rows that may be over a limit, found by DuckDB in parallel over the whole column; a
+# closer look in Python (json_problem) decides. Counting characters is an upper bound
+# of the depth (brackets) and of the keys (colons), so nothing over a limit slips by.
+_SUSPECT_SQL = f"""
+SELECT i FROM _screen WHERE t IS NOT NULL AND (
+    length(t) > {MAX_FIELD_BYTES}
+    OR length(t) - length(replace(replace(t, '{{', ''), '[', '')) > {MAX_DEPTH}
+    OR length(t) - length(replace(t, ':', '')) > {MAX_KEYS}
+    OR contains(t, '\\u') OR contains(t, '\\U'))
+"""
+
+
 def _screen(table: pa.Table, columns: Iterable[str]) -> dict[int, str]:
-    """Rows of ``table`` whose JSON text is over a limit: row index -> reason. Vectorised
-    pre-filters pick the few rows worth a closer look in Python."""
+    """Rows of ``table`` whose JSON text is over a limit: row index -> reason."""
+    global _screen_db
     bad: dict[int, str] = {}
     for col in columns:
-        if col not in table.column_names:
+        if col not in table.column_names or not table.num_rows:
             continue
         arr = table.column(col)
+        if isinstance(arr.type, pa.BaseExtensionType):
+            arr = pa.chunked_array([c.storage for c in arr.chunks], arr.type.storage_type)
         if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-            if isinstance(arr.type, pa.BaseExtensionType) and pa.types.is_string(
-                arr.type.storage_type
-            ):
-                arr = pa.chunked_array([c.storage for c in arr.chunks], arr.type.storage_type)
-            else:
-                continue
-        suspect = pc.or_(
-            pc.or_(
-                pc.greater(pc.utf8_length(arr), MAX_FIELD_BYTES),
-                pc.greater(
-                    pc.add(pc.count_substring(arr, "{"), pc.count_substring(arr, "[")), MAX_DEPTH
-                ),
-            ),
-            pc.or_(
-                pc.greater(pc.count_substring(arr, ":"), MAX_KEYS),
-                pc.match_substring(arr, "\\u", ignore_case=True),
-            ),
-        )
-        idx = np.flatnonzero(pc.fill_null(suspect, False).to_numpy(zero_copy_only=False))
-        for i in idx:
-            i = int(i)
+            continue
+        rows = pa.table({"i": np.arange(len(arr), dtype=np.int64), "t": arr})
+        with _screen_lock:
+            if _screen_db is None:
+                import duckdb
+
+                _screen_db = duckdb.connect(config={"enable_external_access": False})
+            _screen_db.register("_screen", rows)
+            try:
+                suspects = [r[0] for r in _screen_db.execute(_SUSPECT_SQL).fetchall()]
+            finally:
+                _screen_db.unregister("_screen")
+        for i in sorted(suspects):
             if i in bad:
                 continue
             problem = json_problem(arr[i].as_py(), "the line" if col == "line" else col)
