@@ -252,14 +252,14 @@ def test_sql_reads_masked_views_and_the_guides_queries_run_as_printed(filled, an
 
 def test_plain_columns_cost_no_masking_call(filled, analyst, monkeypatch):
     calls = []
-    real = access.session._JSON_MASKER
+    real = access.views._JSON_MASKER
 
     class Counting:
         def arrow(self, a, t=None):
             calls.append(len(a))
             return real.arrow(a, t)
 
-    monkeypatch.setattr(access.session, "_JSON_MASKER", Counting())
+    monkeypatch.setattr(access.views, "_JSON_MASKER", Counting())
     analyst.sql("SELECT type, count(*), avg(duration_ms) FROM events GROUP BY type")
     analyst.sql("SELECT rejection_reason FROM events WHERE lead_id = 'lead_A'")
     assert calls == []

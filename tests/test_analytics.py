@@ -5,7 +5,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from workbench import _portable, analytics, catalog
+from workbench import analytics, catalog
+from workbench.analysis import portable as _portable
 
 from .conftest import make_event
 

@@ -14,7 +14,7 @@ import pytest
 
 import workbench
 from workbench.errors import InputError, WorkbenchError
-from workbench.store.inputs import MAX_DEPTH, MAX_KEYS
+from workbench.store.limits import MAX_DEPTH, MAX_KEYS
 
 from .conftest import make_event
 

@@ -6,6 +6,11 @@
 
 from .access import AccessError, Grant, Session, connect
 from .access.masking import mask_document as mask
+
+# the analyses keep their old addresses: `from workbench import analytics` still works
+from .analysis import alerts as alerts
+from .analysis import analytics as analytics
+from .analysis import investigate as investigate
 from .catalog import FieldType, event_types, field_type, register_event_type, register_field
 from .importer import ImportInputError, ImportReport, import_events
 from .sim import FlowError, IncidentError, RunReport, incident, load_flow, simulate

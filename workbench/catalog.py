@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
-from .errors import WorkbenchError  # noqa: I001
+from .errors import WorkbenchError
 
 __all__ = [
     "OUTCOMES",

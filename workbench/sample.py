@@ -15,36 +15,17 @@ import os
 import sys
 from pathlib import Path
 
+from .paths import ENV_SAMPLE_STORE as ENV_STORE
+from .paths import project_root, sample_data_dir
+from .paths import sample_store_path as store_path
 from .store import EventStore, StoreError, open_store
 
-__all__ = ["project_root", "store_path", "export_path", "build", "open_sample"]
-
-ENV_STORE = "WORKBENCH_SAMPLE_STORE"
-
-
-def project_root() -> Path:
-    """The checkout that holds ``sample_data/`` (found from the package or the cwd)."""
-    for start in (Path(__file__).resolve().parent, Path.cwd().resolve()):
-        for d in (start, *start.parents):
-            if (d / "sample_data").is_dir() and (d / "pyproject.toml").exists():
-                return d
-    raise FileNotFoundError(
-        "cannot find the workbench checkout (a folder with sample_data/ and pyproject.toml); "
-        f"set {ENV_STORE} to the sample store's path"
-    )
-
-
-def store_path() -> Path:
-    """The sample store's path: $WORKBENCH_SAMPLE_STORE, else var/sample.duckdb."""
-    env = os.environ.get(ENV_STORE)
-    if env:
-        return Path(env)
-    return project_root() / "var" / "sample.duckdb"
+__all__ = ["project_root", "store_path", "export_path", "build", "open_sample", "ENV_STORE"]
 
 
 def export_path() -> Path:
     """The committed export the sample store is built from."""
-    root = project_root() / "sample_data"
+    root = sample_data_dir()
     for name in ("sample_events.parquet", "guide_examples.jsonl"):
         if (root / name).exists():
             return root / name

@@ -30,11 +30,13 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import socket
 import sqlite3
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,8 +44,17 @@ import pandas as pd
 
 from ..errors import WorkbenchError
 from ..timeutil import utc_iso
+from .masking import STARS, mask_document, mask_free_text
 
-__all__ = ["AuditTrail", "AuditError", "AuditVerifyReport", "utc_iso", "FIELDS"]
+__all__ = [
+    "AuditTrail",
+    "AuditError",
+    "AuditVerifyReport",
+    "utc_iso",
+    "FIELDS",
+    "mask_sql_text",
+    "mask_params",
+]
 
 #: The columns of an audit record, in order.
 FIELDS = (
@@ -409,3 +420,49 @@ class AuditTrail:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+# --------------------------------------------------------------------------- what a person typed
+
+# Values typed into SQL that name no person: ids, event types, numbers, times, keywords.
+_PLAIN_VALUE = re.compile(
+    r"^(?:(?:lead|evt|flow|ent|step|inc|run)_[A-Za-z0-9]+|[a-z_]+(?:\.[a-z_*]+)+|"
+    r"[-+]?\d+(?:\.\d+)?|\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?|"
+    r"success|failure|error|skipped|\$\.[\w.\[\]\"']+|[%_]*)$"
+)
+_SQL_STRING = re.compile(r"'((?:[^']|'')*)'")
+
+
+def _mask_literal(text: str) -> str:
+    """A value a person typed (a SQL literal or parameter) as the trail may keep it."""
+    if _PLAIN_VALUE.match(text):
+        return text
+    masked = mask_free_text(text)
+    if masked != text:
+        return masked
+    # no shape to go by: a name, a street... keep its first letter only
+    return (text[:1] + STARS) if text.strip() else text
+
+
+def mask_sql_text(query: str) -> str:
+    """SQL text as the audit trail keeps it: string literals that could name a person
+    masked (ids, event types, dates, JSON paths kept).
+
+    >>> mask_sql_text("SELECT * FROM events WHERE lead_snapshot->>'first_name' = 'Wilhelmina'")
+    "SELECT * FROM events WHERE lead_snapshot->>'f***' = 'W***'"
+    """
+    return _SQL_STRING.sub(
+        lambda m: "'" + _mask_literal(m.group(1).replace("''", "'")).replace("'", "''") + "'", query
+    )
+
+
+def mask_params(params):
+    if isinstance(params, Mapping):
+        return {str(k): mask_params(v) for k, v in params.items()}
+    if isinstance(params, list | tuple):
+        return [mask_params(v) for v in params]
+    if isinstance(params, str):
+        return _mask_literal(params)
+    if params is None or isinstance(params, bool | int | float):
+        return mask_document(params)
+    return _mask_literal(str(params))

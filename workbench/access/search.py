@@ -40,6 +40,7 @@ __all__ = [
     "document_has",
     "RateLimit",
     "SEARCHES_PER_MINUTE",
+    "leads_with",
 ]
 
 #: Searches by raw value one session may make per minute, unless its role says otherwise.
@@ -179,3 +180,25 @@ class RateLimit:
             if not self._calls:
                 return 0.0
             return max(0.0, 60 - (self._clock() - self._calls[0]))
+
+
+def leads_with(con, ft: FieldType, norm: str) -> set[str]:
+    """Leads (of the raw ``events`` view on ``con``) holding a value of type ``ft`` equal
+    to ``norm``: a text pre-filter in DuckDB, then an exact check in Python."""
+    token = search_token(ft, norm)
+    pattern = "%" + token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = con.rows(
+        "SELECT lead_id, lead_snapshot::VARCHAR, metadata::VARCHAR FROM events "
+        "WHERE lead_snapshot::VARCHAR ILIKE $p ESCAPE '\\' "
+        "OR metadata::VARCHAR ILIKE $p ESCAPE '\\'",
+        {"p": pattern},
+    )
+    hits = set()
+    for lead_id, snapshot, metadata in rows:
+        if lead_id in hits:
+            continue
+        for text in (snapshot, metadata):
+            if text and document_has(text, ft, norm):
+                hits.add(lead_id)
+                break
+    return hits

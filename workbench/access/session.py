@@ -32,22 +32,16 @@ import contextlib
 import datetime as dt
 import itertools
 import os
-import re
 import threading
-import unicodedata
 import uuid
 import weakref
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
-from duckdb.sqltypes import VARCHAR, DuckDBPyType
 
-from .. import catalog
-from ..catalog import FieldType, field_type
+from ..catalog import field_type
 from ..errors import ReadOnlyViolation
 from ..store import EventStore, open_store
 from ..store.connection import Connection
@@ -56,7 +50,7 @@ from ..store.sqlcheck import inspect
 from ..store.tiers import EXPORT_FORMATS, check_target, write_query
 from ..timeutil import as_utc, utc_iso
 from . import masking, search
-from .audit import AuditError, AuditTrail, AuditVerifyReport
+from .audit import AuditError, AuditTrail, AuditVerifyReport, mask_params, mask_sql_text
 from .config import (
     ENV_USER,
     AccessConfig,
@@ -69,22 +63,11 @@ from .config import (
     SessionClosedError,
     resolve_config,
 )
-from .sandbox import Sandbox, problems
+from .grants import Grant, visible_text
+from .sandbox import problems
+from .views import SESSION_RELATIONS, MaskedViews
 
 __all__ = ["connect", "Session", "Grant", "SESSION_RELATIONS"]
-
-#: The relations a Session's SQL may read, each a masked view (or raw during a grant).
-#: A new table of the store becomes readable by adding its name here (its text columns
-#: are masked until ``masking.PLAIN_COLUMNS`` says otherwise).
-SESSION_RELATIONS = (
-    "events",
-    "lead_summary",
-    "steps",
-    "entities",
-    "flows",
-    "incidents",
-    "quarantine",
-)
 
 _RIGHT_WORDS = {
     "read": "read events",
@@ -95,71 +78,11 @@ _RIGHT_WORDS = {
 }
 
 
-# --------------------------------------------------------------------------- grants
-
-
-@dataclass(frozen=True)
-class Grant:
-    """A time-limited permission to read raw PII, given for a stated purpose.
-
-    Use it as a context manager to end it early:
-
-    >>> with session.unmask(purpose="ticket 4711: customer data request", minutes=5):
-    ...     raw = session.timeline("lead_5T8nK3mP9Q2wR7xN")      # doctest: +SKIP
-    """
-
-    user: str
-    role: str
-    purpose: str
-    minutes: float
-    granted_at: dt.datetime
-    expires_at: dt.datetime
-    _session: weakref.ref = field(repr=False, compare=False, default=None)
-
-    @property
-    def active(self) -> bool:
-        """True while the grant is its session's grant and has not expired."""
-        s = self._session() if self._session is not None else None
-        return s is not None and s._active_grant() is self
-
-    @property
-    def remaining(self) -> dt.timedelta:
-        """Time left (zero once expired or revoked)."""
-        s = self._session() if self._session is not None else None
-        if s is None or not self.active:
-            return dt.timedelta(0)
-        return max(dt.timedelta(0), self.expires_at - s._now())
-
-    def revoke(self) -> None:
-        """End the grant now; reads are masked again."""
-        s = self._session() if self._session is not None else None
-        if s is not None:
-            s._revoke(self)
-
-    def __enter__(self) -> Grant:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.revoke()
-
-
-def _visible(text: str) -> str:
-    """``text`` without control, format (zero-width) and surrounding space characters."""
-    kept = (c for c in text if unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co", "Cn"))
-    return " ".join("".join(kept).split())
-
-
 # --------------------------------------------------------------------------- session
 
 _session_ids = itertools.count(1)
-_JSON_ARROW = pa.json_(pa.string())
 _MEMORY_TRAILS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _MEMORY_TRAILS_LOCK = threading.Lock()
-
-# The masking functions, one instance each (their caches are shared by all sessions).
-_JSON_MASKER = masking.Masker(masking.mask_json_text)
-_TEXT_MASKER = masking.Masker(masking.mask_free_text)
-_RAW_MASKER = masking.Masker(masking.mask_raw_text)
 
 
 def _release(cursors, udfs, sandbox, trail_to_close, store_to_close) -> None:
@@ -180,7 +103,11 @@ def _release(cursors, udfs, sandbox, trail_to_close, store_to_close) -> None:
 
 
 class Session:
-    """A user's reads of one store, in one role (see :func:`connect`)."""
+    """A user's reads of one store, in one role (see :func:`connect`).
+
+    The one door every read a person makes passes through, so its methods are the
+    reads themselves; each is a few lines over the views (``views``), the sandbox, the
+    search and the audit trail, which do the work. That is why the class is long."""
 
     def __init__(
         self,
@@ -204,30 +131,16 @@ class Session:
         self.id = f"{os.getpid()}-{next(_session_ids)}-{uuid.uuid4().hex[:6]}"
         self._grant: Grant | None = None
         self._clock = lambda: dt.datetime.now(dt.UTC)
-        self._views_version = None
-        self._kinds: dict[str, dict] = {}
-        self._safe_names: list[str] = []
         self._searches = search.RateLimit(role.max_searches_per_minute)
-        tag = uuid.uuid4().hex[:10]
-        self._fn = {
-            "json": f"_wb_mask_json_{tag}",
-            "text": f"_wb_mask_text_{tag}",
-            "raw": f"_wb_mask_raw_{tag}",
-            "field": f"_wb_mask_field_{tag}",
-        }
-        self._masked_con: Connection = store.cursor()
-        self._raw_con: Connection = store.cursor()
-        self._db = self._raw_con.val("SELECT current_database()")
-        for con in (self._masked_con, self._raw_con):
-            # a bare name never reads a pandas frame or Arrow table of the caller's frames
-            con.run("SET python_enable_replacements = false")
-        self._sandbox = Sandbox()
-        self._register_functions()
+        self._views = MaskedViews(store, uuid.uuid4().hex[:10])
+        # the two cursors (masked views, raw views) and the sandbox user SQL is bound in
+        self._masked_con, self._raw_con = self._views.masked, self._views.raw
+        self._sandbox, self._db = self._views.sandbox, self._views.db
         self._finalizer = weakref.finalize(
             self,
             _release,
             (self._masked_con, self._raw_con),
-            tuple(self._fn.values()),
+            tuple(self._views.fn.values()),
             self._sandbox,
             trail if owns_trail else None,
             store if owns_store else None,
@@ -314,123 +227,11 @@ class Session:
                 f"roles that may: {', '.join(holders) or 'none'}"
             )
 
-    # ------------------------------------------------------------------ views
-
-    def _register_functions(self) -> None:
-        con = self._masked_con.raw
-        functions = (
-            (self._fn["json"], lambda a: _JSON_MASKER.arrow(a, _JSON_ARROW), DuckDBPyType("JSON")),
-            (self._fn["text"], lambda a: _TEXT_MASKER.arrow(a), VARCHAR),
-            (self._fn["raw"], lambda a: _RAW_MASKER.arrow(a), VARCHAR),
-        )
-        for name, fn, returns in functions:
-            con.create_function(name, fn, [VARCHAR], returns, type="arrow", side_effects=False)
-        con.create_function(
-            self._fn["field"],
-            masking.mask_field_arrow,
-            [VARCHAR, VARCHAR],
-            VARCHAR,
-            type="arrow",
-            side_effects=False,
-        )
-
     def _con(self) -> Connection:
         """The cursor reads run on: masked views, or raw ones while a grant is active."""
         self._check_open()
-        # tiers moved, or a PII field declared since: the views' SQL is stale
-        version = (self._store._tier_version, tuple(sorted(catalog.FIELD_TYPES.items())))
-        if version != self._views_version:
-            self._build_views()
-            self._views_version = version
+        self._views.current()
         return self._masked_con if self.masked else self._raw_con
-
-    def _sources(self, con: Connection) -> dict[str, str]:
-        """The raw SELECT of each relation, for queries on ``con``."""
-        store, db = self._store, self._db
-        out = {name: f'SELECT * FROM "{db}".main.{name}' for name in SESSION_RELATIONS}
-        out["events"] = store.events_source(con)
-        out["lead_summary"] = store.lead_summary_source(con)
-        return out
-
-    def _build_views(self) -> None:
-        raw, masked = self._raw_con, self._masked_con
-        for name, src in self._sources(raw).items():
-            raw.run(f"CREATE OR REPLACE TEMP VIEW {name} AS {src}")
-        # the names (of steps, entities, buyers...) that masking leaves as they are: a
-        # name column shows them at the cost of a hash lookup, not a regex per row; a
-        # name that is not listed takes the regex (and the masking function) as before
-        db = self._db
-        names = raw.rows(
-            f"""
-            SELECT DISTINCT n FROM (
-                SELECT name AS n FROM "{db}".main.steps
-                UNION ALL SELECT name FROM "{db}".main.entities
-                UNION ALL SELECT name FROM "{db}".main.flows
-                UNION ALL SELECT unnest(list(DISTINCT step_name)) FROM "{db}".main.events
-                UNION ALL SELECT unnest(list(DISTINCT entity_name)) FROM "{db}".main.events
-                UNION ALL SELECT unnest(list(DISTINCT feedback_type)) FROM "{db}".main.events
-            ) WHERE n IS NOT NULL LIMIT 20000
-            """
-        )
-        self._safe_names = sorted(
-            n for (n,) in names if isinstance(n, str) and masking.mask_free_text(n) == n
-        )[:5000]
-        shapes = {}
-        for name, src in self._sources(masked).items():
-            columns = raw.rows(f"DESCRIBE SELECT * FROM {name}")
-            self._kinds[name] = {c[0]: masking.column_kind(name, c[0], c[1]) for c in columns}
-            exprs = ", ".join(self._masked_expr(c, k) for c, k in self._kinds[name].items())
-            masked.run(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {exprs} FROM ({src})")
-            shapes[name] = [(c[0], c[1]) for c in masked.rows(f"DESCRIBE SELECT * FROM {name}")]
-        self._sandbox.load(shapes)
-
-    def _masked_expr(self, column: str, kind: tuple[str, str | None]) -> str:
-        """The masked SQL form of one column of the given kind (see ``column_kind``).
-
-        Text is masked by a Python function only where a regex says it may hold PII, so a
-        column of plain reasons costs a regex per row, not a Python call."""
-        col = '"' + column.replace('"', '""') + '"'
-        what, label = kind
-        if what == "json":
-            return f"{self._fn['json']}({col}) AS {col}"
-        if what == "raw":
-            return f"{self._fn['raw']}({col}) AS {col}"
-        if what == "field":
-            return f"{self._fn['field']}('{label}', CAST({col} AS VARCHAR)) AS {col}"
-        if what == "shape":
-            known = ""
-            if self._safe_names:
-                listed = ", ".join("'" + n.replace("'", "''") + "'" for n in self._safe_names)
-                known = f"WHEN {col} IN ({listed}) THEN {col} "
-            return (
-                f"CASE {known}WHEN regexp_matches({col}, '{masking.SHAPE_RE2}') "
-                f"THEN {self._fn['text']}({col}) ELSE {col} END AS {col}"
-            )
-        if what == "text":
-            needs = masking.needs_work_re2().replace("'", "''")
-            return (
-                f"CASE WHEN regexp_matches({col}, '{needs}') THEN {self._fn['text']}({col}) "
-                f"ELSE {col} END AS {col}"
-            )
-        return col
-
-    def _mask_rows(self, relation: str, df: pd.DataFrame) -> pd.DataFrame:
-        """Mask a frame read from the raw view ``relation`` exactly as its masked view
-        would (used where Python must decode the rows anyway: timeline, events)."""
-        kinds = self._kinds[relation]
-        try:
-            for col in df.columns:
-                what, label = kinds.get(col, ("text", None))
-                if what != "plain":
-                    df[col] = pd.Series(
-                        masking.mask_column(df[col], what, label),
-                        index=df.index,
-                        name=col,
-                        dtype=object,
-                    )
-        except Exception:  # never a message that could quote a value
-            raise QueryError(f"masking the {relation} rows failed") from None
-        return df
 
     # ------------------------------------------------------------------ grants
 
@@ -461,7 +262,7 @@ class Session:
         with self._lock:
             self._check_open()
             self._require("unmask", "unmask")
-            visible = _visible(purpose) if isinstance(purpose, str) else ""
+            visible = visible_text(purpose) if isinstance(purpose, str) else ""
             if len(visible) < 10 or sum(c.isalnum() for c in visible) < 6:
                 self._record("unmask", outcome="refused", detail="no purpose stated")
                 shown = repr(purpose) if len(repr(purpose)) <= 60 else repr(purpose)[:57] + "..."
@@ -558,7 +359,7 @@ class Session:
             try:
                 if masked and relation is not None:
                     with self._raw_con.snapshot():
-                        df = self._mask_rows(relation, run(self._raw_con))
+                        df = self._views.mask_rows(relation, run(self._raw_con))
                 else:
                     with con.snapshot():
                         df = run(con)
@@ -628,7 +429,7 @@ class Session:
         """
         detail = mask_sql_text(str(query))
         if params is not None:
-            detail += f"  params={_mask_params(params)!r}"
+            detail += f"  params={mask_params(params)!r}"
         with self._lock:
             self._check_open()
             self._require("read", "sql")
@@ -670,7 +471,7 @@ class Session:
             df = pd.DataFrame(
                 {
                     "name": list(SESSION_RELATIONS),
-                    "column_names": [list(self._kinds[r]) for r in SESSION_RELATIONS],
+                    "column_names": [list(self._views.kinds[r]) for r in SESSION_RELATIONS],
                 }
             )
         self._record("sql", detail=detail, rows=len(df))
@@ -847,32 +648,11 @@ class Session:
             found: set[str] | None = None
             with self._raw_con.snapshot():
                 for ft, norm in typed.values():
-                    leads = self._search(ft, norm)
+                    leads = search.leads_with(self._raw_con, ft, norm)
                     found = leads if found is None else found & leads
             result = sorted(found or ())
             self._record("find_leads", detail=detail, lead_ids=result, rows=len(result))
             return result
-
-    def _search(self, ft: FieldType, norm: str) -> set[str]:
-        """Leads with a value of type ``ft`` equal to ``norm``: a text pre-filter in DuckDB,
-        then an exact check of the candidates' fields in Python."""
-        token = search.search_token(ft, norm)
-        pattern = "%" + token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = self._raw_con.rows(
-            "SELECT lead_id, lead_snapshot::VARCHAR, metadata::VARCHAR FROM events "
-            "WHERE lead_snapshot::VARCHAR ILIKE $p ESCAPE '\\' "
-            "OR metadata::VARCHAR ILIKE $p ESCAPE '\\'",
-            {"p": pattern},
-        )
-        hits = set()
-        for lead_id, snapshot, metadata in rows:
-            if lead_id in hits:
-                continue
-            for text in (snapshot, metadata):
-                if text and search.document_has(text, ft, norm):
-                    hits.add(lead_id)
-                    break
-        return hits
 
     # ------------------------------------------------------------------ masking helpers
 
@@ -919,50 +699,6 @@ def _lead_ids(df: pd.DataFrame, cap: int) -> list[str] | None:
         return None
     ids = pd.unique(df["lead_id"].dropna())
     return [str(x) for x in ids[:cap]]
-
-
-# Values typed into SQL that name no person: ids, event types, numbers, times, keywords.
-_PLAIN_VALUE = re.compile(
-    r"^(?:(?:lead|evt|flow|ent|step|inc|run)_[A-Za-z0-9]+|[a-z_]+(?:\.[a-z_*]+)+|"
-    r"[-+]?\d+(?:\.\d+)?|\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?|"
-    r"success|failure|error|skipped|\$\.[\w.\[\]\"']+|[%_]*)$"
-)
-_SQL_STRING = re.compile(r"'((?:[^']|'')*)'")
-
-
-def _mask_literal(text: str) -> str:
-    """A value a person typed (a SQL literal or parameter) as the trail may keep it."""
-    if _PLAIN_VALUE.match(text):
-        return text
-    masked = masking.mask_free_text(text)
-    if masked != text:
-        return masked
-    # no shape to go by: a name, a street... keep its first letter only
-    return (text[:1] + masking.STARS) if text.strip() else text
-
-
-def mask_sql_text(query: str) -> str:
-    """SQL text as the audit trail keeps it: string literals that could name a person
-    masked (ids, event types, dates, JSON paths kept).
-
-    >>> mask_sql_text("SELECT * FROM events WHERE lead_snapshot->>'first_name' = 'Wilhelmina'")
-    "SELECT * FROM events WHERE lead_snapshot->>'f***' = 'W***'"
-    """
-    return _SQL_STRING.sub(
-        lambda m: "'" + _mask_literal(m.group(1).replace("''", "'")).replace("'", "''") + "'", query
-    )
-
-
-def _mask_params(params):
-    if isinstance(params, Mapping):
-        return {str(k): _mask_params(v) for k, v in params.items()}
-    if isinstance(params, list | tuple):
-        return [_mask_params(v) for v in params]
-    if isinstance(params, str):
-        return _mask_literal(params)
-    if params is None or isinstance(params, bool | int | float):
-        return masking.mask_document(params)
-    return _mask_literal(str(params))
 
 
 def _call(name: str, *args, **kwargs) -> str:

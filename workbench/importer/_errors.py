@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import WorkbenchError  # noqa: I001
+from ..errors import WorkbenchError
 
 
 class ImportInputError(WorkbenchError, ValueError):

@@ -27,7 +27,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from ..errors import WorkbenchError  # noqa: I001
+from ..errors import WorkbenchError
+from ..paths import default_flow_path
 
 __all__ = [
     "FlowError",
@@ -381,13 +382,6 @@ def _named(items, name: str, what: str, path: str):
             return it
     names = ", ".join(repr(i.name) for i in items)
     raise FlowError(f"{path}: no {what} named {name!r}; the flow has: {names}")
-
-
-def default_flow_path() -> Path:
-    """``sample_data/flow.yaml`` of the checkout."""
-    from ..sample import project_root
-
-    return project_root() / "sample_data" / "flow.yaml"
 
 
 def load_flow(path: str | os.PathLike | None = None) -> Flow:

@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ..errors import WorkbenchError  # noqa: I001
+from ..errors import WorkbenchError
 from .flow import B62 as _B62
 from .flow import LEAD_FIELDS, Flow, FlowError, _named
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from ..paths import sample_data_dir
 from .flow import Flow, FlowError, load_flow
 from .incidents import IncidentSpec, as_spec
 from .runner import FlowRunner, simulate
@@ -30,20 +31,14 @@ from .runner import FlowRunner, simulate
 __all__ = ["SampleRun", "sample_run", "load_into", "write", "run_file", "export_file"]
 
 
-def _sample_dir() -> Path:
-    from ..sample import project_root
-
-    return project_root() / "sample_data"
-
-
 def run_file() -> Path:
     """``sample_data/sample_run.yaml``: the sample run's recorded parameters."""
-    return _sample_dir() / "sample_run.yaml"
+    return sample_data_dir() / "sample_run.yaml"
 
 
 def export_file() -> Path:
     """``sample_data/sample_events.parquet``: the committed export of the sample run."""
-    return _sample_dir() / "sample_events.parquet"
+    return sample_data_dir() / "sample_events.parquet"
 
 
 @dataclass(frozen=True)

@@ -33,13 +33,15 @@ from ..timeutil import utcnow
 from . import chain as _chain
 from . import inputs as _inputs
 from . import summary as _summary
+from .dedupe import duplicates
+from .quarantine import id_text as _id_text
+from .quarantine import quarantine_rows as _quarantine
+from .quarantine import with_rejects as _with_rejects
 from .schema import (
     DERIVED_COLUMNS,
     EVENT_DIGEST_SQL,
     INPUT_FIELDS,
-    QUARANTINE_COLUMNS,
     QUARANTINE_DIGEST_SQL,
-    QUARANTINE_TYPES,
     STORE_FIELDS,
     content_text_sql,
 )
@@ -636,7 +638,7 @@ def _store_rows(store, table: pa.Table, bad: list, result: dict) -> pa.Array:
         for i, reason, ev, ty, ld in zip(idx.to_pylist(), *cols, strict=True):
             bad.append((int(pos[i]), reason, ev, ty, ld))
     ok = ~invalid
-    dup, conflicts = _duplicates(store, table, norm, cls, ok)
+    dup, conflicts = duplicates(store, table, record_digest_sql(norm), cls, ok)
     for i, reason in conflicts.items():
         named = [
             _str(table.column(c)[i].as_py()) if c in table.column_names else None
@@ -690,196 +692,6 @@ def _dimension_names(con) -> tuple[dict, dict]:
     return steps, entities
 
 
-def _duplicates(store, table: pa.Table, norm: str, cls: pa.Table, ok: np.ndarray):
-    """Valid rows whose event_id is already stored (in any tier) or appears earlier in
-    the batch: a mask of true duplicates (the same record), and {row: reason} for
-    conflicts (the same event_id with other content). Hashes find candidates; ids and
-    record digests decide."""
-    con = store._con
-    dup = np.zeros(len(ok), dtype=bool)
-    conflicts: dict[int, str] = {}
-    idx = np.flatnonzero(ok)
-    if not len(idx):
-        return dup, conflicts
-    h = _u64(cls.column("id_hash"))[idx]
-    ids = cls.column("event_id").take(pa.array(idx))  # as normalised: text
-    stored = store._tiers.source_sql(con, ("hot", "warm", "cold"), ("id_hash", "event_id"))
-    con.register(
-        "_ids", pa.table({"i": np.arange(len(idx)), "h": pa.array(h, pa.uint64()), "event_id": ids})
-    )
-    try:
-        if store._hash_ok:
-            hits = con.rows(
-                f"SELECT i, event_id FROM _ids WHERE h IN (SELECT id_hash FROM ({stored})) "
-                f"AND event_id IN (SELECT event_id FROM ({stored}) "
-                "WHERE id_hash IN (SELECT h FROM _ids))"
-            )
-        else:
-            # DuckDB's hash() changed since the store was made: compare ids directly.
-            hits = con.rows(
-                f"SELECT i, event_id FROM _ids WHERE event_id IN (SELECT event_id FROM ({stored}))"
-            )
-    finally:
-        con.unregister("_ids")
-    against_store = {int(idx[i]): ev for i, ev in hits}
-    # repeated within the batch: each later row is compared with the first
-    first_row: dict[int, int] = {}
-    _, counts = np.unique(h, return_counts=True)
-    if (counts > 1).any():
-        seen: dict[str, int] = {}
-        for k, ev in enumerate(ids.to_pylist()):
-            row = int(idx[k])
-            if ev in seen:
-                first_row[row] = seen[ev]
-            else:
-                seen[ev] = row
-    if not against_store and not first_row:
-        return dup, conflicts
-    rows = sorted(set(against_store) | set(first_row) | set(first_row.values()))
-    mine = _record_digests(con, table, norm, rows)
-    theirs = _stored_record_digests(store, set(against_store.values()))
-    for row in rows:
-        event_id = cls.column("event_id")[row].as_py()
-        if row in against_store:
-            other, where = theirs.get(against_store[row]), "already stored"
-        elif row in first_row:
-            other, where = mine.get(first_row[row]), "given earlier in the same input"
-        else:
-            continue  # the first of its repeats, and new to the store
-        if other == mine.get(row):
-            dup[row] = True
-        else:
-            conflicts[row] = (
-                f"event_id {_clip(event_id)} is {where} with other content (that record's "
-                f"sha256 {other}, this one's {mine.get(row)}); only an identical event is a "
-                "duplicate"
-            )
-    return dup, conflicts
-
-
-def _stored_record_digests(store, event_ids: set[str]) -> dict[str, str]:
-    if not event_ids:
-        return {}
-    con = store._con
-    src = store._tiers.source_sql(con, ("hot", "warm", "cold"), INPUT_FIELDS)
-    text = content_text_sql(columns=INPUT_FIELDS, normal_json=True)
-    con.register("_cand", pa.table({"event_id": sorted(event_ids)}))
-    try:
-        return dict(
-            con.rows(
-                f"SELECT event_id, sha256({text}) FROM ({src}) "
-                "WHERE event_id IN (SELECT event_id FROM _cand)"
-            )
-        )
-    finally:
-        con.unregister("_cand")
-
-
-def _record_digests(con, table: pa.Table, norm: str, rows: list[int]) -> dict[int, str]:
-    """Record digests of the given rows (indexes into ``table``) of the batch."""
-    positions = table.column("_pos").take(pa.array(rows)).to_pylist()
-    back = dict(zip(positions, rows, strict=True))
-    con.register("_in", table)
-    con.register("_want", pa.table({"p": pa.array(positions, pa.int64())}))
-    try:
-        got = con.rows(
-            f"SELECT _pos, d FROM ({record_digest_sql(norm)}) WHERE _pos IN (SELECT p FROM _want)"
-        )
-    finally:
-        con.unregister("_want")
-        con.unregister("_in")
-    return {back[int(p)]: d for p, d in got}
-
-
-def _quarantine(store, batch, bad, given, ingest_id) -> tuple[int, int]:
-    """Insert the batch's refused rows; returns their first and last qid."""
-    con = store._con
-    qid0 = _next_id(con, "quarantine", "qid")
-    now = utcnow()
-    rows = []
-    for i, (pos, reason, event_id, type_, lead_id) in enumerate(sorted(bad, key=lambda b: b[0])):
-        text, file, line, b, row = batch.origin(pos)
-        rejected = given.get(pos)
-        if rejected is not None and rejected.origin:
-            text, file, line, b, row = rejected.origin, None, None, None, None
-        raw = rejected.raw if rejected is not None else batch.raw(pos)
-        rows.append(
-            (
-                qid0 + i,
-                ingest_id,
-                now,
-                text,
-                file,
-                line,
-                b,
-                row,
-                reason,
-                event_id,
-                type_,
-                lead_id,
-                raw,
-            )
-        )
-    cols = list(zip(*rows, strict=True))
-    arrow_types = {
-        "BIGINT": pa.int64(),
-        "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
-        "VARCHAR": pa.string(),
-    }
-    q = pa.table(
-        {
-            name: pa.array(
-                [_storable(v, QUARANTINE_TYPES[name]) for v in values],
-                arrow_types[QUARANTINE_TYPES[name]],
-            )
-            for name, values in zip(QUARANTINE_COLUMNS, cols, strict=True)
-        }
-    )
-    con.register("_q", q)
-    try:
-        con.run("INSERT INTO quarantine SELECT * FROM _q")
-    finally:
-        con.unregister("_q")
-    return qid0, qid0 + len(rows) - 1
-
-
-def _storable(v, sql_type: str = "VARCHAR"):
-    """A value the quarantine can keep: text for a text column (ids given as lists or
-    bytes become text), with a lone surrogate escaped, never lost."""
-    if sql_type == "VARCHAR" and v is not None and not isinstance(v, str):
-        v = _id_text(v)
-    if isinstance(v, str):
-        try:
-            v.encode("utf-8")
-        except UnicodeEncodeError:
-            return v.encode("utf-8", "backslashreplace").decode("utf-8")
-    return v
-
-
-def _with_rejects(batches, rejects):
-    """The staged batches, then one batch of the caller's own rejects (if any)."""
-    yield from batches
-    items = list(rejects)
-    bad = [r for r in items if not isinstance(r, _inputs.Rejected)]
-    if bad:
-        raise TypeError(
-            f"rejects= takes workbench.store.Rejected items, not {type(bad[0]).__name__}"
-        )
-    if items:
-        yield _inputs.StagedBatch(
-            "columns",
-            pa.table({"_pos": pa.array([], pa.int64())}),
-            batch=None,
-            rejects=[(i, _with_origin(r, f"rejected item {i}")) for i, r in enumerate(items)],
-        )
-
-
-def _with_origin(r: _inputs.Rejected, origin: str) -> _inputs.Rejected:
-    if r.origin:
-        return r
-    return _inputs.Rejected(r.raw, r.reason, origin, r.event_id, r.type, r.lead_id)
-
-
 def _u64(column) -> np.ndarray:
     """A uint64 Arrow column as numpy, exactly (nulls become 0, never float64)."""
     return pc.fill_null(column, 0).to_numpy().astype(np.uint64, copy=False)
@@ -894,15 +706,6 @@ def _as_json(column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def _str(v) -> str | None:
     return None if v is None else str(v)
-
-
-def _id_text(v) -> str | None:
-    """An id as the quarantine keeps it: text as given, anything else as JSON-ish text."""
-    if v is None or isinstance(v, str):
-        return v
-    if isinstance(v, bytes):
-        return v.decode("utf-8", "backslashreplace")
-    return json.dumps(v, default=str) if isinstance(v, list | dict) else str(v)
 
 
 def _clip(v, n: int = 80) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from .timeutil import as_utc as _as_utc
+from ..timeutil import as_utc as _as_utc
 
 __all__ = ["Rule", "Alert", "DEFAULT_RULES", "evaluate", "alerts", "check_latest"]
 

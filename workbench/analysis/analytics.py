@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from . import _portable
-from .timeutil import as_utc as _utc
+from ..timeutil import as_utc as _utc
+from . import portable as _portable
 
 __all__ = [
     "step_durations",

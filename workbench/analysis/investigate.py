@@ -25,8 +25,8 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from . import catalog
-from .errors import WorkbenchError  # noqa: I001
+from .. import catalog
+from ..errors import WorkbenchError
 
 __all__ = [
     "Diagnosis",

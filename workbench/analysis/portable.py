@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import WorkbenchError  # noqa: I001
+from ..errors import WorkbenchError
 
 __all__ = ["render", "check", "PortabilityError"]
 
