@@ -94,8 +94,10 @@ def main(argv=None) -> int:
     store = workbench.open_store(path, read_only=True)
     n = store.count()
     session = workbench.connect(store, user="ana", role="analyst")
-    print(f"\n{n:,} events, {store.sql('SELECT count(*) AS n FROM lead_summary').n[0]:,} leads; "
-          f"analyst session (masked: {session.masked})\n")  # fmt: skip
+    print(
+        f"\n{n:,} events, {store.sql('SELECT count(*) AS n FROM lead_summary').n[0]:,} leads; "
+        f"analyst session (masked: {session.masked})\n"
+    )
     print(f"{'analysis':32s} {'session':>10s} {'raw store':>10s}   target 500 ms")
     worst = 0.0
     for name, fn in CALLS:
@@ -120,8 +122,10 @@ def main(argv=None) -> int:
         investigate.explain(session, lead)
         times.append((time.perf_counter() - t0) * 1000)
     times.sort()
-    print(f"\nexplain() over {len(leads)} leads: median {statistics.median(times):.1f} ms, "
-          f"p90 {times[int(len(times) * 0.9)]:.1f} ms   (target 100 ms)")  # fmt: skip
+    print(
+        f"\nexplain() over {len(leads)} leads: median {statistics.median(times):.1f} ms, "
+        f"p90 {times[int(len(times) * 0.9)]:.1f} ms   (target 100 ms)"
+    )
     tl = []
     for lead in leads:
         t0 = time.perf_counter()

@@ -106,13 +106,37 @@ def naive_events(leads: int, seed: int = 1):
         }
         cur = t
         steps = [
-            ("source.submitted", {"source": "Acme", "raw_data": dict(lead), "headers": {},
-                                  "ip_address": "198.51.100.10", "source_config": {}}),
-            ("source.accepted", {"source": "Acme", "parsed_fields": {"phone": lead["phone"]},
-                                 "acceptance_criteria": {}, "cost": 1.25, "field_mapping": {}}),
-            ("enhancement.success", {"service": "Phone Validation", "request": {}, "response": {},
-                                     "appended_fields": {"phone.valid": True}, "cost": 0.01}),
-        ]  # fmt: skip
+            (
+                "source.submitted",
+                {
+                    "source": "Acme",
+                    "raw_data": dict(lead),
+                    "headers": {},
+                    "ip_address": "198.51.100.10",
+                    "source_config": {},
+                },
+            ),
+            (
+                "source.accepted",
+                {
+                    "source": "Acme",
+                    "parsed_fields": {"phone": lead["phone"]},
+                    "acceptance_criteria": {},
+                    "cost": 1.25,
+                    "field_mapping": {},
+                },
+            ),
+            (
+                "enhancement.success",
+                {
+                    "service": "Phone Validation",
+                    "request": {},
+                    "response": {},
+                    "appended_fields": {"phone.valid": True},
+                    "cost": 0.01,
+                },
+            ),
+        ]
         lead["phone.valid"] = True
         lead["appended.phone_score"] = rng.randint(30, 99)
         for f in ("Phone Quality", "Service Area", "Duplicate Check", "Lead Quality"):
@@ -120,23 +144,47 @@ def naive_events(leads: int, seed: int = 1):
                 (
                     "filter.passed",
                     {"filter": f, "filter_id": "flt", "rules_evaluated": [], "results": {}},
-                )  # fmt: skip
+                )
             )
         for svc, field in (("TrustedForm", "trustedform.age_seconds"), ("Email", "email.valid")):
             lead[field] = rng.randint(1, 900)
             steps.append(
-                ("enhancement.success", {"service": svc, "request": {}, "response": {},
-                                         "appended_fields": {field: lead[field]}, "cost": 0.05})
-            )  # fmt: skip
+                (
+                    "enhancement.success",
+                    {
+                        "service": svc,
+                        "request": {},
+                        "response": {},
+                        "appended_fields": {field: lead[field]},
+                        "cost": 0.05,
+                    },
+                )
+            )
         steps.append(
-            ("recipient.delivered", {"recipient": "Apex", "payload": dict(lead), "request": {},
-                                     "response": {}, "buyer_lead_id": "APX-1", "revenue": 42.0})
-        )  # fmt: skip
+            (
+                "recipient.delivered",
+                {
+                    "recipient": "Apex",
+                    "payload": dict(lead),
+                    "request": {},
+                    "response": {},
+                    "buyer_lead_id": "APX-1",
+                    "revenue": 42.0,
+                },
+            )
+        )
         steps.append(
-            ("flow.completed", {"total_duration_ms": 900, "steps_executed": 9,
-                                "final_outcome": "delivered", "total_cost": 1.315,
-                                "total_revenue": 42.0})
-        )  # fmt: skip
+            (
+                "flow.completed",
+                {
+                    "total_duration_ms": 900,
+                    "steps_executed": 9,
+                    "final_outcome": "delivered",
+                    "total_cost": 1.315,
+                    "total_revenue": 42.0,
+                },
+            )
+        )
         for type_, meta in steps:
             dur = int(rng.lognormvariate(4, 1))
             yield {

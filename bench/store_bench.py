@@ -152,10 +152,20 @@ def child_sqlite(data: Path, out: Path) -> dict:
         n = rb.num_rows
         ts = [t.isoformat() for t in cols["timestamp"]]
         rows = zip(
-            range(seq, seq + n), cols["event_id"], cols["type"], ts, cols["lead_id"],
-            cols["flow_id"], cols["entity_id"], cols["step_id"], cols["outcome"],
-            cols["duration_ms"], cols["metadata"], cols["lead_snapshot"], strict=True,
-        )  # fmt: skip
+            range(seq, seq + n),
+            cols["event_id"],
+            cols["type"],
+            ts,
+            cols["lead_id"],
+            cols["flow_id"],
+            cols["entity_id"],
+            cols["step_id"],
+            cols["outcome"],
+            cols["duration_ms"],
+            cols["metadata"],
+            cols["lead_snapshot"],
+            strict=True,
+        )
         with con:
             con.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         seq += n
@@ -210,8 +220,11 @@ def bench_reads(store_path: Path, sqlite_path: Path | None) -> dict:
             store.timeline(lead)
             times.append((time.perf_counter() - t0) * 1000)
         out["timeline_ms"] = statistics.median(times)
-        for name, q in (("step_duration", STEP_DURATION), ("success_rates", SUCCESS_RATES),
-                        ("rejections", REJECTIONS)):  # fmt: skip
+        for name, q in (
+            ("step_duration", STEP_DURATION),
+            ("success_rates", SUCCESS_RATES),
+            ("rejections", REJECTIONS),
+        ):
             store.sql(q)
             out[f"{name}_ms"] = median_ms(lambda q=q: store.sql(q), 5)
         cols = store.sql(
@@ -271,8 +284,11 @@ def bench_reads(store_path: Path, sqlite_path: Path | None) -> dict:
             .sort("n", descending=True)
         )
 
-    for name, fp, fl in (("step_duration", pd_step, pl_step), ("success_rates", pd_success, pl_success),
-                         ("rejections", pd_reject, pl_reject)):  # fmt: skip
+    for name, fp, fl in (
+        ("step_duration", pd_step, pl_step),
+        ("success_rates", pd_success, pl_success),
+        ("rejections", pd_reject, pl_reject),
+    ):
         out[f"{name}_pandas_ms"] = median_ms(fp, 3)
         out[f"{name}_polars_ms"] = median_ms(fl, 3)
 
@@ -365,8 +381,10 @@ def report(r: dict) -> None:
             f"polars {pl:>8.1f} ms ({pl / ours:.1f}x)"
         )
     per_m = r["store_bytes"] / (n / 1e6) / 1e6
-    print(f"store size          {per_m:>10.1f} MB per million events "
-          f"(raw DuckDB table {r['raw_bytes'] / (n / 1e6) / 1e6:.1f} MB)")  # fmt: skip
+    print(
+        f"store size          {per_m:>10.1f} MB per million events "
+        f"(raw DuckDB table {r['raw_bytes'] / (n / 1e6) / 1e6:.1f} MB)"
+    )
 
 
 def main(argv=None) -> int:

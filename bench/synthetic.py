@@ -123,14 +123,26 @@ def _batch(rng, m: int, t_ms: float, gap: float = 40.0) -> pa.RecordBatch:
     first = pa.array(np.array(["John", "Maria", "Wei", "Aisha", "Lars"])[rng.integers(0, 5, m)])
     reason = pa.array(np.array(_REASONS)[rng.choice(len(_REASONS), size=m, p=_REASON_P)])
     snap = pc.binary_join_element_wise(
-        '{"first_name":"', first, '","last_name":"Smith","email":"', first, ".smith", phone,
-        '@example.com","phone":"512555', phone, '","state":"TX","zip":"78701","address":"',
-        phone, ' Main St","city":"Austin","ip_address":"203.0.113.', ip,
-        '","dob":"1980-01-02","source":"Source ', src,
+        '{"first_name":"',
+        first,
+        '","last_name":"Smith","email":"',
+        first,
+        ".smith",
+        phone,
+        '@example.com","phone":"512555',
+        phone,
+        '","state":"TX","zip":"78701","address":"',
+        phone,
+        ' Main St","city":"Austin","ip_address":"203.0.113.',
+        ip,
+        '","dob":"1980-01-02","source":"Source ',
+        src,
         '","email.valid":true,"phone.valid":true,"appended.phone_score":95,'
         '"trustedform.age_seconds":30,"trustedform_cert_url":"https://cert.trustedform.com/',
-        phone, 'abcdef0123456789"}', "",
-    )  # fmt: skip
+        phone,
+        'abcdef0123456789"}',
+        "",
+    )
     subs = {"S": src, "P": phone, "I": ip, "B": buyer, "R": reason}
     meta_by_step = [_fill(t, subs, m) for _, _, t in _STEPS]
     failed = rng.random(m) < FILTER_FAILED_SHARE

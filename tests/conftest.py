@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from dataclasses import dataclass
 
+import pandas as pd
+import pyarrow as pa
 import pytest
 
 import workbench
@@ -70,3 +73,55 @@ def disk_store(store_path):
     s = workbench.open_store(store_path)
     yield s
     s.close()
+
+
+# --------------------------------------------------------------------------- the sample week
+
+
+@dataclass
+class Week:
+    """A simulated week in a store in memory, with its run report and incidents."""
+
+    store: workbench.EventStore
+    report: object
+    table: pa.Table
+    incidents: pd.DataFrame
+
+
+def _simulate_week(runner) -> Week:
+    from workbench.sim.runner import SCHEMA
+
+    store = workbench.open_store()
+    runner.register(store)
+    tables = list(runner.tables())
+    reader = pa.RecordBatchReader.from_batches(SCHEMA, (b for t in tables for b in t.to_batches()))
+    ingest = store.append(reader, progress=False)
+    assert ingest.quarantined == 0, ingest
+    incidents = store.sql(
+        "SELECT incident_id, name, entity, starts_at, ends_at FROM incidents"
+    ).set_index("name")
+    return Week(store, runner.report(), pa.concat_tables(tables), incidents)
+
+
+@pytest.fixture(scope="session")
+def sample_week():
+    """The sample run's week (20,000 leads and its incidents), simulated once per test
+    session; tests only read it."""
+    from workbench.sim.sample_run import sample_run
+
+    week = _simulate_week(sample_run().runner())
+    yield week
+    week.store.close()
+
+
+@pytest.fixture(scope="session")
+def clean_week():
+    """The same week with no incident planted, simulated once per test session."""
+    from workbench.sim import FlowRunner
+    from workbench.sim.sample_run import sample_run
+
+    run = sample_run()
+    runner = FlowRunner(run.flow, leads=run.leads, days=run.days, end=run.end, seed=run.seed)
+    week = _simulate_week(runner)
+    yield week
+    week.store.close()

@@ -45,9 +45,18 @@ def test_every_read_search_and_grant_is_recorded(disk):
         trail = admin.audit(user="cora")
         assert admin.verify_audit().ok
     assert trail.action.tolist() == [
-        "connect", "timeline", "sql", "find_leads", "events", "lead_summary", "quarantined",
-        "unmask", "timeline", "revoke", "timeline",
-    ]  # fmt: skip
+        "connect",
+        "timeline",
+        "sql",
+        "find_leads",
+        "events",
+        "lead_summary",
+        "quarantined",
+        "unmask",
+        "timeline",
+        "revoke",
+        "timeline",
+    ]
     assert set(trail.role) == {"compliance"} and trail.timestamp.map(ISO_UTC.match).all()
     rows = trail.set_index("action", append=True)
     by = {a: r for (_, a), r in rows.iterrows()}
@@ -173,11 +182,13 @@ def _verify(disk, expect=None):
         ["DELETE FROM audit WHERE id > (SELECT max(id) - 3 FROM audit)"],
         ["DELETE FROM audit"],
         ["DELETE FROM audit", "DELETE FROM audit_anchor"],
-        ["DELETE FROM audit WHERE id = (SELECT max(id) FROM audit)",
-         "UPDATE audit_anchor SET records = records - 1, "
-         "head = (SELECT hash FROM audit ORDER BY id DESC LIMIT 1)"],
+        [
+            "DELETE FROM audit WHERE id = (SELECT max(id) FROM audit)",
+            "UPDATE audit_anchor SET records = records - 1, "
+            "head = (SELECT hash FROM audit ORDER BY id DESC LIMIT 1)",
+        ],
     ],
-)  # fmt: skip
+)
 def test_removing_records_from_the_end_is_caught(disk, statements):
     _fill_trail(disk)
     assert _verify(disk).ok

@@ -121,8 +121,9 @@ def pii_records(draw) -> PII:
     street = f"{draw(st.integers(100, 9999))} {draw(_word('qv')).capitalize()} St"
     ip = "10." + ".".join(str(draw(st.integers(0, 255))) for _ in range(3))
     dob = draw(st.dates(min_value=dt.date(1940, 1, 1), max_value=dt.date(2005, 12, 31)))
-    return PII(first, last, f"{local}@{domain}", f"{area}{exchange}{line:04d}", ssn, street,
-               ip, dob)  # fmt: skip
+    return PII(
+        first, last, f"{local}@{domain}", f"{area}{exchange}{line:04d}", ssn, street, ip, dob
+    )
 
 
 # --------------------------------------------------------------------------- the check
@@ -207,13 +208,29 @@ def lead_with_pii(p: PII, lead_id: str, at: dt.datetime, spouse: PII | None = No
         "domain": p.email.split("@")[1],
         "valid": True,
     }
-    typed_dob = {"normal": p.dob_iso, "raw": p.dob_us, "year": p.dob.year,
-                 "month": p.dob.month, "day": p.dob.day}  # fmt: skip
-    typed_ssn = {"normal": p.ssn, "raw": p.ssn_dashed, "area": p.ssn[:3],
-                 "group": p.ssn[3:5], "serial": p.ssn[5:]}  # fmt: skip
+    typed_dob = {
+        "normal": p.dob_iso,
+        "raw": p.dob_us,
+        "year": p.dob.year,
+        "month": p.dob.month,
+        "day": p.dob.day,
+    }
+    typed_ssn = {
+        "normal": p.ssn,
+        "raw": p.ssn_dashed,
+        "area": p.ssn[:3],
+        "group": p.ssn[3:5],
+        "serial": p.ssn[5:],
+    }
     masked_already = {"normal": p.phone[:6] + "****", "masked": True}
-    body_json = json.dumps({"email": p.email, "phone": p.phone_dashed, "first_name": p.first_name,
-                            "lead": {"ssn": p.ssn, "dob": p.dob_us}})  # fmt: skip
+    body_json = json.dumps(
+        {
+            "email": p.email,
+            "phone": p.phone_dashed,
+            "first_name": p.first_name,
+            "lead": {"ssn": p.ssn, "dob": p.dob_us},
+        }
+    )
     body_form = (
         f"first_name={p.first_name}&last_name={p.last_name}&email={p.email.replace('@', '%40')}"
         f"&phone={p.phone}&ip={p.ip}"
@@ -240,79 +257,150 @@ def lead_with_pii(p: PII, lead_id: str, at: dt.datetime, spouse: PII | None = No
         return e
 
     return [
-        ev("source.submitted", {
-            "source": "Leak Source",
-            "raw_data": {"first_name": p.first_name, "email": p.email, "phone": p.phone_formatted,
-                         "ssn": p.ssn_dashed, "address": p.street, "dob": p.dob_us},
-            "headers": {"x-forwarded-for": p.ip, "x-lead-email": p.email,
-                        "user-agent": "curl/8.0"},
-            "ip_address": p.ip,
-            "source_config": {"posting_method": "json"},
-        }, 0),
-        ev("source.accepted", {
-            "source": "Leak Source",
-            "parsed_fields": {"phone": typed_phone, "email": typed_email, "dob": typed_dob,
-                              "ssn": typed_ssn, "phone_2": masked_already},
-            "acceptance_criteria": {"required": ["phone"], "passed": True},
-            "cost": 1.0,
-            "field_mapping": {"phone_1": "phone"},
-        }, 10),
-        ev("enhancement.success", {
-            "service": "Phone Validation",
-            "request": {"method": "POST", "body": body_json},
-            "response": {"status": 200, "body": body_form},
-            "appended_fields": {"phone.valid": True},
-            "cost": 0.01,
-        }, 20),
-        ev("filter.failed", {
-            "filter": "Service Area", "filter_id": "flt_1", "failed_rules": ["dob"],
-            "failed_values": {"phone": int(p.phone), "dob": p.dob_iso, "ssn": p.ssn},
-            "would_have_destination": "Buyer A",
-            "rejection_reason": f"phone {p.phone_dashed} outside area; contact {p.email}",
-        }, 30, outcome="failure"),
-        ev("recipient.failed", {
-            "recipient": "Buyer A",
-            "rejection_reason": f"Duplicate of {p.email} / {p.phone_formatted} (SSN {p.ssn_dashed})",
-            "buyer_response": {"status": "rejected", "message": f"lead {p.email} seen before",
-                               "callback": int(p.phone), "ids": [int(spouse.phone)],
-                               "body": body_xml},
-            "business_logic": True,
-        }, 40),
-        ev("recipient.delivered", {
-            "recipient": "Buyer B",
-            "payload": {"email": p.email, "phone": p.phone, "full_name": p.full_name,
-                        "address_1": p.street, "birth_date": p.dob_us},
-            "request": {"body": body_xml, "url": f"https://buyer.example/?email={p.email}"},
-            "response": {"body": f"accepted {p.phone} for {p.email}"},
-            "buyer_lead_id": "b-1",
-            "revenue": 40.0,
-        }, 50),
-    ]  # fmt: skip
+        ev(
+            "source.submitted",
+            {
+                "source": "Leak Source",
+                "raw_data": {
+                    "first_name": p.first_name,
+                    "email": p.email,
+                    "phone": p.phone_formatted,
+                    "ssn": p.ssn_dashed,
+                    "address": p.street,
+                    "dob": p.dob_us,
+                },
+                "headers": {
+                    "x-forwarded-for": p.ip,
+                    "x-lead-email": p.email,
+                    "user-agent": "curl/8.0",
+                },
+                "ip_address": p.ip,
+                "source_config": {"posting_method": "json"},
+            },
+            0,
+        ),
+        ev(
+            "source.accepted",
+            {
+                "source": "Leak Source",
+                "parsed_fields": {
+                    "phone": typed_phone,
+                    "email": typed_email,
+                    "dob": typed_dob,
+                    "ssn": typed_ssn,
+                    "phone_2": masked_already,
+                },
+                "acceptance_criteria": {"required": ["phone"], "passed": True},
+                "cost": 1.0,
+                "field_mapping": {"phone_1": "phone"},
+            },
+            10,
+        ),
+        ev(
+            "enhancement.success",
+            {
+                "service": "Phone Validation",
+                "request": {"method": "POST", "body": body_json},
+                "response": {"status": 200, "body": body_form},
+                "appended_fields": {"phone.valid": True},
+                "cost": 0.01,
+            },
+            20,
+        ),
+        ev(
+            "filter.failed",
+            {
+                "filter": "Service Area",
+                "filter_id": "flt_1",
+                "failed_rules": ["dob"],
+                "failed_values": {"phone": int(p.phone), "dob": p.dob_iso, "ssn": p.ssn},
+                "would_have_destination": "Buyer A",
+                "rejection_reason": f"phone {p.phone_dashed} outside area; contact {p.email}",
+            },
+            30,
+            outcome="failure",
+        ),
+        ev(
+            "recipient.failed",
+            {
+                "recipient": "Buyer A",
+                "rejection_reason": f"Duplicate of {p.email} / {p.phone_formatted} (SSN {p.ssn_dashed})",
+                "buyer_response": {
+                    "status": "rejected",
+                    "message": f"lead {p.email} seen before",
+                    "callback": int(p.phone),
+                    "ids": [int(spouse.phone)],
+                    "body": body_xml,
+                },
+                "business_logic": True,
+            },
+            40,
+        ),
+        ev(
+            "recipient.delivered",
+            {
+                "recipient": "Buyer B",
+                "payload": {
+                    "email": p.email,
+                    "phone": p.phone,
+                    "full_name": p.full_name,
+                    "address_1": p.street,
+                    "birth_date": p.dob_us,
+                },
+                "request": {"body": body_xml, "url": f"https://buyer.example/?email={p.email}"},
+                "response": {"body": f"accepted {p.phone} for {p.email}"},
+                "buyer_lead_id": "b-1",
+                "revenue": 40.0,
+            },
+            50,
+        ),
+    ]
 
 
 def bad_events_with_pii(p: PII) -> list:
     """Events the store must quarantine, carrying PII in several places."""
     return [
-        {"event_id": _id("evt_"), "type": "no.such.type", "lead_id": "lead_leakq",
-         "timestamp": "2026-11-20T10:00:00Z", "metadata": {"email": p.email, "ssn": p.ssn},
-         "lead_snapshot": {"first_name": p.first_name, "phone": p.phone}},
-        {"event_id": _id("evt_"), "type": "source.submitted", "lead_id": "lead_leakq",
-         "timestamp": p.phone_formatted, "metadata": {"source": "x"}},
-        {"event_id": _id("evt_"), "type": "source.submitted", "lead_id": "lead_leakq",
-         "timestamp": "2026-11-20T10:00:00Z", "metadata": {"source": "x"},
-         "outcome": p.email, "duration_ms": p.ssn_dashed},
-    ]  # fmt: skip
+        {
+            "event_id": _id("evt_"),
+            "type": "no.such.type",
+            "lead_id": "lead_leakq",
+            "timestamp": "2026-11-20T10:00:00Z",
+            "metadata": {"email": p.email, "ssn": p.ssn},
+            "lead_snapshot": {"first_name": p.first_name, "phone": p.phone},
+        },
+        {
+            "event_id": _id("evt_"),
+            "type": "source.submitted",
+            "lead_id": "lead_leakq",
+            "timestamp": p.phone_formatted,
+            "metadata": {"source": "x"},
+        },
+        {
+            "event_id": _id("evt_"),
+            "type": "source.submitted",
+            "lead_id": "lead_leakq",
+            "timestamp": "2026-11-20T10:00:00Z",
+            "metadata": {"source": "x"},
+            "outcome": p.email,
+            "duration_ms": p.ssn_dashed,
+        },
+    ]
 
 
 def broken_lines_with_pii(p: PII) -> str:
     """A JSONL text whose lines are not JSON but hold PII (the raw text is quarantined)."""
-    return "\n".join(
-        [
-            '{"event_id": "evt_broken", "lead_snapshot": {"email": "' + p.email + '", "ssn": "'
-            + p.ssn_dashed[:8],
-            "first_name=" + p.first_name + "; phone: " + p.phone_dashed + "; ip " + p.ip,
-        ]
-    ) + "\n"  # fmt: skip
+    return (
+        "\n".join(
+            [
+                '{"event_id": "evt_broken", "lead_snapshot": {"email": "'
+                + p.email
+                + '", "ssn": "'
+                + p.ssn_dashed[:8],
+                "first_name=" + p.first_name + "; phone: " + p.phone_dashed + "; ip " + p.ip,
+            ]
+        )
+        + "\n"
+    )
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -464,8 +552,16 @@ def test_exports_hold_no_raw_pii(leak_store, sessions, p, spouse):
 
 
 def test_the_check_catches_each_kind_of_leak():
-    p = PII("Zqalpha", "Xjbeta", "zzlocal.kx@example.com", "5125551234", "123456789",
-            "100 Qvmain St", "10.1.2.3", dt.date(1980, 1, 2))  # fmt: skip
+    p = PII(
+        "Zqalpha",
+        "Xjbeta",
+        "zzlocal.kx@example.com",
+        "5125551234",
+        "123456789",
+        "100 Qvmain St",
+        "10.1.2.3",
+        dt.date(1980, 1, 2),
+    )
     for text in (
         "Zqalpha",
         "mail zzlocal.kx at example",
@@ -484,8 +580,16 @@ def test_the_check_catches_each_kind_of_leak():
 
 def test_a_grant_shows_raw_pii_so_the_check_would_see_a_leak(leak_store, sessions):
     store, _ = leak_store
-    p = PII("Zqgrant", "Xjgrant", "zzgrant.kk@example.com", "7135550199", "234567890",
-            "200 Qvgrant St", "10.9.8.7", dt.date(1975, 5, 6))  # fmt: skip
+    p = PII(
+        "Zqgrant",
+        "Xjgrant",
+        "zzgrant.kk@example.com",
+        "7135550199",
+        "234567890",
+        "200 Qvgrant St",
+        "10.9.8.7",
+        dt.date(1975, 5, 6),
+    )
     store.append(lead_with_pii(p, "lead_grantcheck", dt.datetime(2026, 11, 22, tzinfo=dt.UTC)))
     session = sessions["compliance"]
     with session.unmask(purpose="leak test positive control", minutes=1):

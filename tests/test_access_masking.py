@@ -63,8 +63,15 @@ def test_already_masked_values_stay_masked(field, value):
 
 
 def test_typed_field_objects_keep_only_the_shown_parts():
-    phone = {"normal": "5125551234", "raw": "(512) 555-1234", "area": "512",
-             "exchange": "555", "line": "1234", "type": "mobile", "valid": True}  # fmt: skip
+    phone = {
+        "normal": "5125551234",
+        "raw": "(512) 555-1234",
+        "area": "512",
+        "exchange": "555",
+        "line": "1234",
+        "type": "mobile",
+        "valid": True,
+    }
     assert mask_document({"phone": phone}) == {
         "phone": {
             "normal": "(512) ***-****",
@@ -270,9 +277,21 @@ def test_free_text_never_shows_an_email_local_part_or_seven_phone_digits(local, 
         ({"addr": "12 Elm Street", "streetAddress": "12 Elm Street"}, ["12 Elm"]),
         ({"ipAddress": "203.0.113.9", "remoteAddr": "198.51.100.7"}, ["113.9", "100.7"]),
         ({"mobilePhone": "+44 7700 900123"}, ["900123"]),
-        ({"patient": {"name": [{"family": "Zoltan", "given": ["Wilhelmina"],
-                                "text": "Wilhelmina Zoltan", "use": "official"}]}},
-         ["Wilhelmina", "Zoltan"]),
+        (
+            {
+                "patient": {
+                    "name": [
+                        {
+                            "family": "Zoltan",
+                            "given": ["Wilhelmina"],
+                            "text": "Wilhelmina Zoltan",
+                            "use": "official",
+                        }
+                    ]
+                }
+            },
+            ["Wilhelmina", "Zoltan"],
+        ),
         ({"resource": {"HumanName": {"text": "Wilhelmina Zoltan"}}}, ["Wilhelmina"]),
         ({"contact": {"customerName": "Wilhelmina Zoltan"}}, ["Wilhelmina"]),
         ({"note": "DOB 04/02/1980, born on 1980-04-02"}, ["04/02/1980", "1980-04-02"]),
@@ -280,7 +299,7 @@ def test_free_text_never_shows_an_email_local_part_or_seven_phone_digits(local, 
         ({"note": "write to wilhelmina@münchen.de"}, ["wilhelmina@"]),
         ({"note": "wilhelmina＠example.com"}, ["wilhelmina"]),
     ],
-)  # fmt: skip
+)
 def test_undeclared_shapes_of_pii_are_masked(doc, raw):
     text = json.dumps(mask_document(doc), ensure_ascii=False)
     for value in raw:
@@ -299,16 +318,32 @@ def test_names_of_things_keep_their_names_but_not_pii_given_as_a_name(store):
     store.register_entity("ent_ok", "Buyer Three", "recipient")
     store.append(
         [
-            make_event("source.submitted", lead_id="lead_n", entity_id="ent_x",
-                       metadata={**make_event("source.submitted")["metadata"],
-                                 "source": "leaky.source@example.com"}),
-            make_event("recipient.delivered", lead_id="lead_n", entity_id="ent_x", step_id="step_x",
-                       metadata={**make_event("recipient.delivered")["metadata"],
-                                 "recipient": "leaky.buyer@example.com"}),
-            make_event("feedback.received", lead_id="lead_n",
-                       metadata={"feedback_type": "mail.me@example.com", "recipient": "Buyer Three"}),
+            make_event(
+                "source.submitted",
+                lead_id="lead_n",
+                entity_id="ent_x",
+                metadata={
+                    **make_event("source.submitted")["metadata"],
+                    "source": "leaky.source@example.com",
+                },
+            ),
+            make_event(
+                "recipient.delivered",
+                lead_id="lead_n",
+                entity_id="ent_x",
+                step_id="step_x",
+                metadata={
+                    **make_event("recipient.delivered")["metadata"],
+                    "recipient": "leaky.buyer@example.com",
+                },
+            ),
+            make_event(
+                "feedback.received",
+                lead_id="lead_n",
+                metadata={"feedback_type": "mail.me@example.com", "recipient": "Buyer Three"},
+            ),
         ]
-    )  # fmt: skip
+    )
     s = connect(store, user="tess")
     outputs = [
         s.sql("SELECT * FROM events").to_csv(),
@@ -329,8 +364,14 @@ def test_the_session_views_mask_camel_case_keys(store):
 
     from .conftest import make_event
 
-    store.append([make_event(lead_id="lead_c", lead_snapshot={"firstName": "Wilhelmina",
-                                                              "dateOfBirth": "1980-04-02"})])  # fmt: skip
+    store.append(
+        [
+            make_event(
+                lead_id="lead_c",
+                lead_snapshot={"firstName": "Wilhelmina", "dateOfBirth": "1980-04-02"},
+            )
+        ]
+    )
     s = connect(store, user="ana")
     text = s.sql("SELECT lead_snapshot FROM events").to_csv() + s.timeline("lead_c").to_csv()
     assert "Wilhelmina" not in text and "04-02" not in text

@@ -59,9 +59,14 @@ def test_partial_values_are_refused(searchable, kwargs):
 
 @pytest.mark.parametrize(
     "value",
-    ["osalind.franklin@example.com", "alind.franklin@example.com", "franklin@example.com",
-     "rosalind.franklin@example.co", "rosalind.franklin@example.com.au"],
-)  # fmt: skip
+    [
+        "osalind.franklin@example.com",
+        "alind.franklin@example.com",
+        "franklin@example.com",
+        "rosalind.franklin@example.co",
+        "rosalind.franklin@example.com.au",
+    ],
+)
 def test_a_prefix_or_substring_of_an_email_finds_nothing(searchable, value):
     s = connect(searchable, user="tess")
     assert s.find_leads(email=value) == []
@@ -98,8 +103,9 @@ def test_searches_are_rate_limited_and_refusals_audited(searchable):
 
 
 def test_the_limit_is_per_role_in_the_config(searchable):
-    config = load_access_config({"roles": {"trainee": {"rights": ["read", "search"],
-                                                       "max_searches_per_minute": 2}}})  # fmt: skip
+    config = load_access_config(
+        {"roles": {"trainee": {"rights": ["read", "search"], "max_searches_per_minute": 2}}}
+    )
     s = connect(searchable, user="tess", config=config)
     s.find_leads(email=EMAIL)
     s.find_leads(email=EMAIL)

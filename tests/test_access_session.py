@@ -42,11 +42,29 @@ PII_SNAPSHOT = {
 @pytest.fixture
 def filled(store):
     store.register_entity("ent_test", "Buyer A", "recipient")
-    store.register_flow("flow_test", "Auto Leads", "call 713-555-0142 for help", steps=[
-        {"step_id": "step_test", "position": 1, "kind": "recipient", "name": "Deliver to A",
-         "entity_id": "ent_test"}])  # fmt: skip
-    store.record_incidents([{"name": "Buyer A outage", "entity": "Buyer A",
-                             "parameters": {"contact": "ops@example.com"}}])  # fmt: skip
+    store.register_flow(
+        "flow_test",
+        "Auto Leads",
+        "call 713-555-0142 for help",
+        steps=[
+            {
+                "step_id": "step_test",
+                "position": 1,
+                "kind": "recipient",
+                "name": "Deliver to A",
+                "entity_id": "ent_test",
+            }
+        ],
+    )
+    store.record_incidents(
+        [
+            {
+                "name": "Buyer A outage",
+                "entity": "Buyer A",
+                "parameters": {"contact": "ops@example.com"},
+            }
+        ]
+    )
     store.append(lead_events("lead_A", NOW - dt.timedelta(hours=2)))
     store.append(lead_events("lead_B", NOW - dt.timedelta(hours=1), delivered=False))
     store.append(
@@ -74,10 +92,15 @@ def filled(store):
                     "business_logic": True,
                 },
             ),
-            {"event_id": "evt_bad1", "type": "no.such.type", "lead_id": "lead_P",
-             "timestamp": "2026-11-20T10:00:00Z", "metadata": {"ssn": "123-45-6789"}},
+            {
+                "event_id": "evt_bad1",
+                "type": "no.such.type",
+                "lead_id": "lead_P",
+                "timestamp": "2026-11-20T10:00:00Z",
+                "metadata": {"ssn": "123-45-6789"},
+            },
         ]
-    )  # fmt: skip
+    )
     return store
 
 

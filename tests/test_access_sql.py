@@ -29,10 +29,15 @@ def tiered(tmp_path_factory):
             [
                 make_event(lead_id="lead_old", at=NOW - dt.timedelta(days=40), lead_snapshot=snap),
                 make_event(lead_id="lead_new", lead_snapshot=snap),
-                {"event_id": "evt_q", "type": "bad.type", "lead_id": "lead_q",
-                 "timestamp": "2026-01-01T00:00:00Z", "metadata": {"email": EMAIL}},
+                {
+                    "event_id": "evt_q",
+                    "type": "bad.type",
+                    "lead_id": "lead_q",
+                    "timestamp": "2026-01-01T00:00:00Z",
+                    "metadata": {"email": EMAIL},
+                },
             ]
-        )  # fmt: skip
+        )
         store.archive(older_than="30 days")
         assert store.tier_counts()["warm"] == 1
         store.export(path.parent / "raw_export.parquet")
@@ -243,8 +248,15 @@ def test_no_unreviewed_scalar_function_reaches_outside_the_data():
         )
         .fetchall()
     }
-    suspicious = {n for n in names if re.search(r"env|file|read|glob|sql|query|secret|"
-                                                  r"variable|setting|path|dir|shell|http", n)}  # fmt: skip
+    suspicious = {
+        n
+        for n in names
+        if re.search(
+            r"env|file|read|glob|sql|query|secret|"
+            r"variable|setting|path|dir|shell|http",
+            n,
+        )
+    }
     assert suspicious <= _REVIEWED_SCALARS, suspicious - _REVIEWED_SCALARS
 
 

@@ -14,8 +14,19 @@ DAY1 = dt.datetime(2026, 1, 14, 14, tzinfo=dt.UTC)  # 08:00 in Chicago (CST)
 DAY2 = DAY1 + dt.timedelta(days=1)
 
 
-def lead(lead_id, source, at, *, accepted=True, enhanced=True, buyer="Buyer A", delivered=True,
-         filtered=None, converted_at=None, error=None):  # fmt: skip
+def lead(
+    lead_id,
+    source,
+    at,
+    *,
+    accepted=True,
+    enhanced=True,
+    buyer="Buyer A",
+    delivered=True,
+    filtered=None,
+    converted_at=None,
+    error=None,
+):
     """One lead's events: the guide's timeline with the given fate."""
     ev = []
     t = at
@@ -24,8 +35,18 @@ def lead(lead_id, source, at, *, accepted=True, enhanced=True, buyer="Buyer A", 
         nonlocal t
         m = catalog.example_metadata(type_)
         m.update(meta)
-        ev.append(make_event(type_, lead_id=lead_id, at=t, duration_ms=ms, metadata=m, entity_id=None,
-                             step_id=None, outcome=outcome))  # fmt: skip
+        ev.append(
+            make_event(
+                type_,
+                lead_id=lead_id,
+                at=t,
+                duration_ms=ms,
+                metadata=m,
+                entity_id=None,
+                step_id=None,
+                outcome=outcome,
+            )
+        )
         t += dt.timedelta(milliseconds=ms)
 
     add("source.submitted", source=source)
@@ -45,8 +66,14 @@ def lead(lead_id, source, at, *, accepted=True, enhanced=True, buyer="Buyer A", 
             error_type="timeout",
             http_status=504,
         )
-        add("retry.attempted", original_failure="timeout", retry_count=1, retry_result="success",
-            elapsed_ms=5100, outcome="success")  # fmt: skip
+        add(
+            "retry.attempted",
+            original_failure="timeout",
+            retry_count=1,
+            retry_result="success",
+            elapsed_ms=5100,
+            outcome="success",
+        )
     if enhanced:
         add("enhancement.success", service="Phone Validation", cost=0.5)
     if filtered:
@@ -233,9 +260,15 @@ def test_every_analysis_is_written_in_the_shared_sql(name):
 
 
 def test_the_portability_check_catches_what_spark_reads_differently():
-    for bad in ("SELECT 100.0 * x FROM t", 'SELECT "timestamp" FROM t', "SELECT a FROM t GROUP BY ALL",
-                "SELECT * FROM t QUALIFY x", "SELECT metadata->>'a' FROM t", "SELECT now()",
-                "SELECT json_extract_string(m, '$.a') FROM t"):  # fmt: skip
+    for bad in (
+        "SELECT 100.0 * x FROM t",
+        'SELECT "timestamp" FROM t',
+        "SELECT a FROM t GROUP BY ALL",
+        "SELECT * FROM t QUALIFY x",
+        "SELECT metadata->>'a' FROM t",
+        "SELECT now()",
+        "SELECT json_extract_string(m, '$.a') FROM t",
+    ):
         with pytest.raises(_portable.PortabilityError):
             _portable.check(bad)
     _portable.check("SELECT 'it''s 100.0 \"fine\" in a string' FROM t")

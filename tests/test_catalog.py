@@ -4,13 +4,22 @@ from workbench import catalog
 from workbench.catalog import Catalog, CatalogError, FieldType
 
 GUIDE_TYPES = [
-    "source.submitted", "source.accepted", "source.rejected",
-    "filter.passed", "filter.failed",
-    "enhancement.success", "enhancement.failure", "enhancement.error",
-    "recipient.delivered", "recipient.failed", "recipient.error",
-    "feedback.received", "feedback.processed",
-    "flow.completed", "retry.attempted",
-]  # fmt: skip
+    "source.submitted",
+    "source.accepted",
+    "source.rejected",
+    "filter.passed",
+    "filter.failed",
+    "enhancement.success",
+    "enhancement.failure",
+    "enhancement.error",
+    "recipient.delivered",
+    "recipient.failed",
+    "recipient.error",
+    "feedback.received",
+    "feedback.processed",
+    "flow.completed",
+    "retry.attempted",
+]
 
 
 def test_the_fifteen_guide_types_are_catalogued():

@@ -18,9 +18,20 @@ T0 = dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC)
 @pytest.fixture
 def timeline(store):
     store.append(lead_events("lead_A", T0))
-    store.append([dict(lead_events("lead_A", T0 + dt.timedelta(hours=3))[0], type="feedback.received",
-                       metadata={"feedback_type": "conversion", "status": "converted",
-                                 "quality_metrics": {}, "original_lead_id": "b-1"})])  # fmt: skip
+    store.append(
+        [
+            dict(
+                lead_events("lead_A", T0 + dt.timedelta(hours=3))[0],
+                type="feedback.received",
+                metadata={
+                    "feedback_type": "conversion",
+                    "status": "converted",
+                    "quality_metrics": {},
+                    "original_lead_id": "b-1",
+                },
+            )
+        ]
+    )
     return store.timeline("lead_A")
 
 
@@ -50,35 +61,98 @@ def test_missing_columns_are_named():
 
 
 FRAMES = {
-    "funnel_figure": pd.DataFrame({"source": ["A", "B"], "submitted": [100, 50], "accepted": [80, 30],
-                                   "delivered": [60, 10], "converted": [9, 1]}),
-    "sankey_figure": pd.DataFrame({"source": ["A", "A", "B"], "outcome": ["delivered", "rejected", "delivered"],
-                                   "recipient": ["Buyer 1", "(no buyer)", "Buyer 2"], "leads": [60, 20, 10]}),
-    "hour_heatmap": pd.DataFrame({"recipient": ["B1"] * 24, "hour": range(24),
-                                  "acceptance_rate": [h / 24 for h in range(24)]}),
+    "funnel_figure": pd.DataFrame(
+        {
+            "source": ["A", "B"],
+            "submitted": [100, 50],
+            "accepted": [80, 30],
+            "delivered": [60, 10],
+            "converted": [9, 1],
+        }
+    ),
+    "sankey_figure": pd.DataFrame(
+        {
+            "source": ["A", "A", "B"],
+            "outcome": ["delivered", "rejected", "delivered"],
+            "recipient": ["Buyer 1", "(no buyer)", "Buyer 2"],
+            "leads": [60, 20, 10],
+        }
+    ),
+    "hour_heatmap": pd.DataFrame(
+        {
+            "recipient": ["B1"] * 24,
+            "hour": range(24),
+            "acceptance_rate": [h / 24 for h in range(24)],
+        }
+    ),
     "duration_box": pd.DataFrame({"step_name": ["a"] * 5 + ["b"] * 5, "duration_ms": range(10)}),
-    "rejection_bars": pd.DataFrame({"rejection_reason": ["Invalid phone", "Duplicate"], "rejections": [40, 30],
-                                    "share": [0.57, 0.43]}),
-    "success_rates_figure": pd.DataFrame({"type": ["recipient.delivered", "recipient.failed"],
-                                          "outcome": ["success", "failure"], "count": [8, 2],
-                                          "percentage": [100.0, 100.0]}),
-    "source_performance_figure": pd.DataFrame({"source": ["A", "B"], "submitted": [10, 5],
-                                               "acceptance_rate": [0.9, 0.4], "delivery_rate": [0.8, 0.2],
-                                               "revenue": [450.0, 45.0], "profit": [400.0, -5.0]}),
-    "enhancement_value_figure": pd.DataFrame({"group": ["with", "without"], "delivery_rate": [0.85, 0.6]}),
+    "rejection_bars": pd.DataFrame(
+        {
+            "rejection_reason": ["Invalid phone", "Duplicate"],
+            "rejections": [40, 30],
+            "share": [0.57, 0.43],
+        }
+    ),
+    "success_rates_figure": pd.DataFrame(
+        {
+            "type": ["recipient.delivered", "recipient.failed"],
+            "outcome": ["success", "failure"],
+            "count": [8, 2],
+            "percentage": [100.0, 100.0],
+        }
+    ),
+    "source_performance_figure": pd.DataFrame(
+        {
+            "source": ["A", "B"],
+            "submitted": [10, 5],
+            "acceptance_rate": [0.9, 0.4],
+            "delivery_rate": [0.8, 0.2],
+            "revenue": [450.0, 45.0],
+            "profit": [400.0, -5.0],
+        }
+    ),
+    "enhancement_value_figure": pd.DataFrame(
+        {"group": ["with", "without"], "delivery_rate": [0.85, 0.6]}
+    ),
     "buyer_figure": pd.DataFrame({"recipient": ["B1", "B2"], "acceptance_rate": [0.9, 0.5]}),
-    "errors_figure": pd.DataFrame({"error_type": ["timeout", "http_503"], "errors": [12, 3],
-                                   "entity_name": ["Phone Validation", "Buyer 2"]}),
-    "timeouts_figure": pd.DataFrame({"bucket": pd.date_range("2026-01-01", periods=3, freq="h", tz="UTC"),
-                                     "timeouts": [0, 5, 1], "entity_name": ["x"] * 3}),
-    "retry_figure": pd.DataFrame({"retry_count": [1, 2], "retries": [10, 4], "success_rate": [0.7, 0.5]}),
-    "bubbleup_figure": pd.DataFrame({"attribute": ["lead.source"], "value": ["A"], "odds_ratio": [12.0],
-                                     "selection_share": [0.9], "baseline_share": [0.1]}),
-    "step_durations_figure": pd.DataFrame({"step_name": ["a", "b"], "avg_duration": [100.0, 2500.0],
-                                           "max_duration": [300, 9000]}),
-    "alerts_figure": pd.DataFrame({"rule": ["quality"], "subject": ["all leads"],
-                                   "window_start": [pd.Timestamp("2026-01-01", tz="UTC")], "value": [0.4]}),
-}  # fmt: skip
+    "errors_figure": pd.DataFrame(
+        {
+            "error_type": ["timeout", "http_503"],
+            "errors": [12, 3],
+            "entity_name": ["Phone Validation", "Buyer 2"],
+        }
+    ),
+    "timeouts_figure": pd.DataFrame(
+        {
+            "bucket": pd.date_range("2026-01-01", periods=3, freq="h", tz="UTC"),
+            "timeouts": [0, 5, 1],
+            "entity_name": ["x"] * 3,
+        }
+    ),
+    "retry_figure": pd.DataFrame(
+        {"retry_count": [1, 2], "retries": [10, 4], "success_rate": [0.7, 0.5]}
+    ),
+    "bubbleup_figure": pd.DataFrame(
+        {
+            "attribute": ["lead.source"],
+            "value": ["A"],
+            "odds_ratio": [12.0],
+            "selection_share": [0.9],
+            "baseline_share": [0.1],
+        }
+    ),
+    "step_durations_figure": pd.DataFrame(
+        {"step_name": ["a", "b"], "avg_duration": [100.0, 2500.0], "max_duration": [300, 9000]}
+    ),
+    "alerts_figure": pd.DataFrame(
+        {
+            "rule": ["quality"],
+            "subject": ["all leads"],
+            "window_start": [pd.Timestamp("2026-01-01", tz="UTC")],
+            "value": [0.4],
+        }
+    ),
+}
 
 
 @pytest.mark.parametrize("name", sorted(FRAMES))

@@ -56,10 +56,19 @@ def lab(tmp_path_factory):
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(log.parent / "runtime")}
     with log.open("w") as out:
         proc = subprocess.Popen(
-            ["make", "-s", "lab", f"PORT={port}",
-             f"LAB_ARGS=--no-browser --IdentityProvider.token={TOKEN} --ServerApp.port_retries=0"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )  # fmt: skip
+            [
+                "make",
+                "-s",
+                "lab",
+                f"PORT={port}",
+                f"LAB_ARGS=--no-browser --IdentityProvider.token={TOKEN} --ServerApp.port_retries=0",
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180  # a fresh checkout builds the sample store first
@@ -117,13 +126,31 @@ def _run_in_kernel(base: str, port: int, code: str, timeout: float = 120) -> str
     )
     try:
         msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test",
-                       "session": uuid.uuid4().hex, "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": False,
-                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
-        }))  # fmt: skip
+        ws.send(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "msg_type": "execute_request",
+                        "username": "test",
+                        "session": uuid.uuid4().hex,
+                        "version": "5.3",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "buffers": [],
+                    "content": {
+                        "code": code,
+                        "silent": False,
+                        "store_history": False,
+                        "user_expressions": {},
+                        "allow_stdin": False,
+                        "stop_on_error": True,
+                    },
+                }
+            )
+        )
         out, deadline = [], time.monotonic() + timeout
         while time.monotonic() < deadline:
             msg = json.loads(ws.recv())
@@ -140,10 +167,11 @@ def _run_in_kernel(base: str, port: int, code: str, timeout: float = 120) -> str
     finally:
         ws.close()
         urllib.request.urlopen(
-            urllib.request.Request(f"{base}/api/kernels/{kernel_id}", method="DELETE",
-                                   headers=auth),
+            urllib.request.Request(
+                f"{base}/api/kernels/{kernel_id}", method="DELETE", headers=auth
+            ),
             timeout=30,
-        )  # fmt: skip
+        )
 
 
 def test_a_notebook_kernel_there_reads_the_sample_store(lab):

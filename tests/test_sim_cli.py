@@ -6,10 +6,24 @@ from workbench.cli import main
 
 def test_simulate_into_a_store(tmp_path, capsys):
     store = tmp_path / "sim.duckdb"
-    args = ["simulate", "--leads", "800", "--days", "1", "--seed", "3", "--store", str(store),
-            "--end", "2026-11-27T12:00:00Z", "--no-progress",
-            "--incident", "nine_digit_phones:source=LeadRiver,rate=0.9,start=2h,duration=20h",
-            "--incident", "enhancement_outage"]  # fmt: skip
+    args = [
+        "simulate",
+        "--leads",
+        "800",
+        "--days",
+        "1",
+        "--seed",
+        "3",
+        "--store",
+        str(store),
+        "--end",
+        "2026-11-27T12:00:00Z",
+        "--no-progress",
+        "--incident",
+        "nine_digit_phones:source=LeadRiver,rate=0.9,start=2h,duration=20h",
+        "--incident",
+        "enhancement_outage",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "leads                 800" in out and "quarantined 0" in out

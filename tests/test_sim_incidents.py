@@ -14,10 +14,9 @@ import pyarrow as pa
 import pytest
 
 import workbench
-from workbench.sim import FlowRunner, IncidentError, describe_all, incident, load_flow
+from workbench.sim import IncidentError, describe_all, incident, load_flow
 from workbench.sim.incidents import INCIDENT_TYPES, resolve
 from workbench.sim.runner import SCHEMA
-from workbench.sim.sample_run import sample_run
 
 
 def load(runner):
@@ -32,20 +31,13 @@ def load(runner):
 
 
 @pytest.fixture(scope="module")
-def sample():
-    store, report = load(sample_run().runner())
-    yield store, report
-    store.close()
+def sample(sample_week):
+    return sample_week.store, sample_week.report
 
 
 @pytest.fixture(scope="module")
-def clean():
-    run = sample_run()
-    store, report = load(
-        FlowRunner(run.flow, leads=run.leads, days=run.days, end=run.end, seed=run.seed)
-    )
-    yield store, report
-    store.close()
+def clean(clean_week):
+    return clean_week.store, clean_week.report
 
 
 def planted(report, name):

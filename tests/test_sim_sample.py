@@ -12,10 +12,8 @@ from workbench.sim.sample_run import export_file, load_into, sample_run
 
 
 @pytest.fixture(scope="module")
-def regenerated():
-    runner = sample_run().runner()
-    table = pa.concat_tables(runner.tables())
-    return table, runner.report()
+def regenerated(sample_week):
+    return sample_week.table, sample_week.report
 
 
 def test_recorded_parameters_are_about_20k_leads_over_a_week():

@@ -8,8 +8,19 @@ import workbench
 from .conftest import lead_events, make_event
 
 T0 = dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC)
-RECORD = ["event_id", "type", "timestamp", "lead_id", "flow_id", "entity_id", "step_id",
-          "outcome", "duration_ms", "metadata", "lead_snapshot"]  # fmt: skip
+RECORD = [
+    "event_id",
+    "type",
+    "timestamp",
+    "lead_id",
+    "flow_id",
+    "entity_id",
+    "step_id",
+    "outcome",
+    "duration_ms",
+    "metadata",
+    "lead_snapshot",
+]
 
 
 def records(store):

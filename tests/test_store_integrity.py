@@ -93,9 +93,14 @@ def test_there_is_no_update_or_delete_api(store):
 
 @pytest.mark.parametrize(
     "column, value",
-    [("revenue", "999"), ("rejection_reason", "'made up'"), ("step_name", "'Other step'"),
-     ("cost", "0"), ("http_status", "500")],
-)  # fmt: skip
+    [
+        ("revenue", "999"),
+        ("rejection_reason", "'made up'"),
+        ("step_name", "'Other step'"),
+        ("cost", "0"),
+        ("http_status", "500"),
+    ],
+)
 def test_changed_derived_columns_are_caught(sealed, column, value):
     tamper(sealed, f"UPDATE events SET {column} = {value} WHERE seq = 11")
     r = verify(sealed)
@@ -252,8 +257,19 @@ def test_json_spacing_alone_is_not_a_conflict(store):
 def test_duplicates_of_archived_events_are_checked_against_the_tier(tiered):
     path, _ = tiered
     with workbench.open_store(path) as s:
-        fields = ["event_id", "type", "timestamp", "lead_id", "flow_id", "entity_id",
-                  "step_id", "outcome", "duration_ms", "metadata", "lead_snapshot"]  # fmt: skip
+        fields = [
+            "event_id",
+            "type",
+            "timestamp",
+            "lead_id",
+            "flow_id",
+            "entity_id",
+            "step_id",
+            "outcome",
+            "duration_ms",
+            "metadata",
+            "lead_snapshot",
+        ]
         events = s.events(lead_id="lead_old")[fields].to_dict("records")
         assert s.tier_counts()["hot"] == 6  # lead_old lives in the warm tier only
         assert s.append(events).duplicates == 6

@@ -173,8 +173,18 @@ def test_sql_errors_are_clear(filled):
 def test_events_view_has_the_record_and_typed_columns_only(filled):
     cols = filled.sql("SELECT * FROM events LIMIT 1").columns.tolist()
     assert cols[:12] == [
-        "seq", "event_id", "type", "timestamp", "lead_id", "flow_id", "entity_id", "step_id",
-        "outcome", "duration_ms", "metadata", "lead_snapshot",
-    ]  # fmt: skip
+        "seq",
+        "event_id",
+        "type",
+        "timestamp",
+        "lead_id",
+        "flow_id",
+        "entity_id",
+        "step_id",
+        "outcome",
+        "duration_ms",
+        "metadata",
+        "lead_snapshot",
+    ]
     assert "id_hash" not in cols and "chain_hash" not in cols
     assert isinstance(filled.sql("SELECT timestamp FROM events LIMIT 1").timestamp[0], pd.Timestamp)

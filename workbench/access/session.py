@@ -46,6 +46,7 @@ from ..errors import ReadOnlyViolation
 from ..store import EventStore, open_store
 from ..store.connection import Connection
 from ..store.queries import decode, events_query, timeline_query
+from ..store.schema import export_select
 from ..store.sqlcheck import inspect
 from ..store.tiers import EXPORT_FORMATS, check_target, write_query
 from ..timeutil import as_utc, utc_iso
@@ -581,15 +582,7 @@ class Session:
                 raise ValueError(
                     f"cannot tell the export format of {p}: use .parquet or .jsonl, or format="
                 )
-            if fmt == "parquet":
-                sel = "SELECT * FROM events ORDER BY seq"
-            else:
-                sel = (
-                    "SELECT seq, event_id, type, "
-                    "strftime(timestamp, '%Y-%m-%dT%H:%M:%S.%gZ') AS timestamp, lead_id, "
-                    "flow_id, entity_id, step_id, outcome, duration_ms, metadata, lead_snapshot "
-                    "FROM events ORDER BY seq"
-                )
+            sel = "SELECT * FROM events ORDER BY seq" if fmt == "parquet" else export_select()
 
             def run(con):
                 n = write_query(con, sel, None, p, fmt)

@@ -154,8 +154,12 @@ _METRICS = {
     ),
 }
 
-_SUBJECTS = {None: "'all leads'", "step_name": "e.step_name", "recipient": "e.entity_name",
-             "source": "coalesce(s.source, 'unknown')"}  # fmt: skip
+_SUBJECTS = {
+    None: "'all leads'",
+    "step_name": "e.step_name",
+    "recipient": "e.entity_name",
+    "source": "coalesce(s.source, 'unknown')",
+}
 
 
 def _bucket_sql(rule: Rule) -> str:
@@ -209,8 +213,12 @@ def evaluate(
             continue
         raw["bucket"] = pd.to_datetime(raw.bucket.astype("int64") * 900_000, unit="ms", utc=True)
         n = int(rule.window / BUCKET)
-        grid = pd.date_range(pd.Timestamp(since).floor("15min"), pd.Timestamp(until).ceil("15min"),
-                             freq="15min", tz="UTC")  # fmt: skip
+        grid = pd.date_range(
+            pd.Timestamp(since).floor("15min"),
+            pd.Timestamp(until).ceil("15min"),
+            freq="15min",
+            tz="UTC",
+        )
         for subject, part in raw.groupby("subject"):
             series = (
                 part.set_index("bucket")[["num", "den"]].astype(float).reindex(grid, fill_value=0.0)
@@ -226,13 +234,29 @@ def evaluate(
                     continue
                 out.append(
                     {
-                        "rule": rule.name, "subject": subject, "window_start": start,
-                        "window_end": end + BUCKET, "value": v, "threshold": rule.threshold,
-                        "count": int(rolled.den[end]), "team": rule.team,
+                        "rule": rule.name,
+                        "subject": subject,
+                        "window_start": start,
+                        "window_end": end + BUCKET,
+                        "value": v,
+                        "threshold": rule.threshold,
+                        "count": int(rolled.den[end]),
+                        "team": rule.team,
                     }
-                )  # fmt: skip
-    df = pd.DataFrame(out, columns=["rule", "subject", "window_start", "window_end", "value",
-                                    "threshold", "count", "team"])  # fmt: skip
+                )
+    df = pd.DataFrame(
+        out,
+        columns=[
+            "rule",
+            "subject",
+            "window_start",
+            "window_end",
+            "value",
+            "threshold",
+            "count",
+            "team",
+        ],
+    )
     df.attrs.update(title="Alert windows", since=since, until=until)
     return df.sort_values(["window_start", "rule", "subject"]).reset_index(drop=True)
 

@@ -643,8 +643,12 @@ def business_hours_check(
         "fails inside business hours" if open_.get(f, 0) > closed.get(f, 0) + 0.2 else ""
         for f in df["filter"]
     ]
-    df.attrs.update(raw.attrs, title=f"Filter failures by local hour ({tz})", tz=tz,
-                    business_hours=(open_hour, close_hour))  # fmt: skip
+    df.attrs.update(
+        raw.attrs,
+        title=f"Filter failures by local hour ({tz})",
+        tz=tz,
+        business_hours=(open_hour, close_hour),
+    )
     return df
 
 
@@ -696,9 +700,12 @@ def timeouts_over_time(session, *, bucket: str = "hour", since=None, until=None)
     if bucket not in _BUCKET_MS:
         raise ValueError(f"bucket={bucket!r}: use 'minute', 'hour' or 'day'")
     df = _run(
-        session, "timeouts_over_time", {"bucket_ms": _BUCKET_MS[bucket], **_window(since, until)},
-        title=f"Timeouts per {bucket}", basis=EVENT_DATE,
-    )  # fmt: skip
+        session,
+        "timeouts_over_time",
+        {"bucket_ms": _BUCKET_MS[bucket], **_window(since, until)},
+        title=f"Timeouts per {bucket}",
+        basis=EVENT_DATE,
+    )
     df = df[df.calls > 0].reset_index(drop=True)
     df["bucket"] = _bucket_times(df.bucket, _BUCKET_MS[bucket])
     df["timeout_rate"] = df.timeouts / df.calls

@@ -12,7 +12,6 @@ quarantines with the raw object, never dropping it.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import re
@@ -21,14 +20,27 @@ from dataclasses import dataclass, field
 from ._flow_config import FlowConfig
 from ._read import Item, is_hex24
 from ._report import Problem, Stats
+from ._values import (
+    CONTEXT_VARS,
+    MAX_DURATION_MS,
+    as_dict,
+    buyer_lead_id,
+    epoch_ms,
+    error_type,
+    feedback_type,
+    ip,
+    iso_ms,
+    number,
+    price,
+    snapshot,
+    stable_event_id,
+    text,
+    timeout,
+    whole_ms,
+)
 
 STEP_TYPES = ("source", "filter", "recipient")
 FEEDBACK_TYPES = ("feedback", "return", "conversion")
-#: ``vars`` keys that describe the context, not the lead; other keys are earlier steps'
-#: appended data and join the snapshot.
-CONTEXT_VARS = frozenset(
-    {"lead", "flow", "source", "submission", "account", "recipient", "random", "feedback"}
-)
 _OUTCOMES = {
     "success": "success",
     "failure": "failure",
@@ -60,145 +72,36 @@ MAPPING: dict[tuple[str, str], tuple[str, str]] = {
 
 # module ids name the integration ("<package>.outbound.<name>"); these words say which
 # side of a `recipient` step it is. Generic modules (custom JSON/form posts) say neither.
-_ENHANCEMENT_WORDS = (
-    "trustedform", "jornaya", "leadid", "briteverify", "towerdata", "neustar", "whitepages",
-    "telesign", "xverify", "anura", "ipqualityscore", "melissa", "experian", "suppression",
-    "verif", "validat", "lookup", "enhance", "append", "score", "dnc", "litigator",
-)  # fmt: skip
+_ENHANCEMENT_WORDS = tuple(
+    [
+        "trustedform",
+        "jornaya",
+        "leadid",
+        "briteverify",
+        "towerdata",
+        "neustar",
+        "whitepages",
+        "telesign",
+        "xverify",
+        "anura",
+        "ipqualityscore",
+        "melissa",
+        "experian",
+        "suppression",
+        "verif",
+        "validat",
+        "lookup",
+        "enhance",
+        "append",
+        "score",
+        "dnc",
+        "litigator",
+    ]
+)
 _DELIVERY_WORDS = ("delivery", "deliver", "buyer", "ping_post", "pingpost", "crm", "salesforce")
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SLUG = re.compile(r"[^a-z0-9_]+")
-
-
-def stable_event_id(*parts: str) -> str:
-    """``evt_`` + 20 base62 characters, the same for the same parts on every import.
-
-    >>> stable_event_id("api", "65a1b2c3d4e5f60718293c01") == stable_event_id(
-    ...     "api", "65a1b2c3d4e5f60718293c01")
-    True
-    """
-    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
-    # one character per byte: ~119 bits, ample for unique ids (the slight bias of
-    # `% 62` does not matter for an id)
-    return "evt_" + "".join([_B62[b % 62] for b in digest[:20]])
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-def iso_ms(ms: int) -> str:
-    """Epoch milliseconds as ISO-8601 UTC text with milliseconds.
-
-    >>> iso_ms(1705329000040)
-    '2024-01-15T14:30:00.040Z'
-    """
-    t = _EPOCH + dt.timedelta(milliseconds=ms)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
-
-
-_MIN_MS = -62_135_596_800_000
-_MAX_MS = 253_402_300_799_999
-
-
-def epoch_ms(value) -> int | None:
-    """Epoch milliseconds from a number, digits, or ISO-8601 text (None if none of these)."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        # years 1..9999: what a timestamp can hold
-        return int(round(value)) if _MIN_MS <= value <= _MAX_MS else None
-    if isinstance(value, str):
-        s = value.strip()
-        if re.fullmatch(r"-?\d+(\.\d+)?", s):
-            return epoch_ms(float(s))
-        try:
-            t = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if t.tzinfo is None:
-            t = t.replace(tzinfo=dt.UTC)
-        try:
-            return epoch_ms((t - _EPOCH) // dt.timedelta(milliseconds=1))
-        except OverflowError:
-            return None
-    return None
-
-
-def _number(value) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip().lstrip("$"))
-        except ValueError:
-            return None
-    if isinstance(value, dict):  # a typed value
-        return _number(value.get("normal", value.get("raw")))
-    return None
-
-
-def _whole_ms(value) -> int | None:
-    n = _number(value)
-    if n is None or n < 0 or n > 2_147_483_647:
-        return None
-    return int(round(n))
-
-
-def _text(value) -> str | None:
-    if isinstance(value, dict):  # a typed value: analyses read `normal`
-        value = value.get("normal", value.get("raw"))
-    if value is None or isinstance(value, (dict, list)):
-        return None
-    s = str(value).strip()
-    return s or None
-
-
-def _dict(value) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _is_typed(value) -> bool:
-    return isinstance(value, dict) and ("raw" in value or "normal" in value)
-
-
-def _flatten(prefix: str, value, out: dict) -> None:
-    """Earlier steps' appended data as dotted keys (``trustedform.age_seconds``); typed
-    field objects and lists stay whole."""
-    if isinstance(value, dict) and value and not _is_typed(value):
-        for k, v in value.items():
-            _flatten(f"{prefix}.{k}", v, out)
-        return
-    key = prefix if prefix not in out else f"appended.{prefix}"
-    out[key] = value
-
-
-def snapshot(vars_: dict) -> dict:
-    """The lead as the step saw it: ``vars.lead`` verbatim plus earlier steps' data.
-
-    >>> snapshot({"lead": {"id": "L1", "phone_1": {"normal": "5125550123", "valid": True}},
-    ...           "trustedform": {"age_seconds": 12}, "flow": {"id": "F1"}})
-    {'id': 'L1', 'phone_1': {'normal': '5125550123', 'valid': True}, 'trustedform.age_seconds': 12}
-    """
-    snap = dict(_dict(vars_.get("lead")))
-    for k, v in vars_.items():
-        if k not in CONTEXT_VARS:
-            _flatten(k, v, snap)
-    return snap
-
-
-def error_type(reason, status) -> str | None:
-    """A short error class from the reason text and HTTP status (None when unclear)."""
-    r = (reason or "").lower() if isinstance(reason, str) else ""
-    if "timeout" in r or "timed out" in r:
-        return "timeout"
-    if isinstance(status, int) and status >= 400:
-        return f"http_{status}"
-    if any(w in r for w in ("connect", "refused", "reset", "unreachable", "dns")):
-        return "connection"
-    return None
 
 
 @dataclass
@@ -229,7 +132,12 @@ class _Lead:
 
 
 class ApiMapper:
-    """Maps API objects one by one (remembering a little per lead for derived events)."""
+    """Maps API objects one by one (remembering a little per lead for derived events).
+
+    One class, long, because the mapping of an export needs state across its objects
+    (each lead's last time, snapshot, money and outcome, its sources, the flows named)
+    and each step of the mapping reads and updates it; the values it reads are parsed
+    by the small functions of ``_values``."""
 
     def __init__(self, catalog, config: FlowConfig | None, stats: Stats):
         self.catalog = catalog
@@ -287,8 +195,8 @@ class ApiMapper:
 
     def _map(self, obj: dict, item: Item, key: str, api_id: str | None) -> list:
         stats = self.stats
-        vars_ = _dict(obj.get("vars"))
-        lead_id = _text(_dict(vars_.get("lead")).get("id"))
+        vars_ = as_dict(obj.get("vars"))
+        lead_id = text(as_dict(vars_.get("lead")).get("id"))
         raw_type = obj.get("type")
         t = raw_type.strip().lower() if isinstance(raw_type, str) else None
         raw_outcome = obj.get("outcome")
@@ -333,7 +241,7 @@ class ApiMapper:
         consumed = {"id", "type", "outcome", "vars"}
         start = epoch_ms(obj.get("start_timestamp"))
         end = epoch_ms(obj.get("end_timestamp"))
-        ms = _whole_ms(obj.get("ms"))
+        ms = whole_ms(obj.get("ms"))
         ts, ts_from = self._timestamp(kind, start, end, ms, lead, vars_, api_id)
         if ts is None:
             return [
@@ -355,7 +263,7 @@ class ApiMapper:
             duration = end - start
         else:
             duration = None
-        if duration is not None and duration > _MAX_DURATION_MS:
+        if duration is not None and duration > MAX_DURATION_MS:
             # a step cannot take longer than the store's duration column holds (~24 days):
             # the timings are wrong, so the duration is left unknown and said so
             self.stats.notices.append(
@@ -363,32 +271,32 @@ class ApiMapper:
             )
             duration = None
 
-        step_id = _text(obj.get("step_id"))
+        step_id = text(obj.get("step_id"))
         if step_id is not None:
             consumed.add("step_id")
         step_cfg = self.config.step(step_id) if self.config else None
-        flow = _dict(vars_.get("flow"))
-        flow_id = _text(flow.get("id"))
+        flow = as_dict(vars_.get("flow"))
+        flow_id = text(flow.get("id"))
         if flow_id:
-            self.flows.setdefault(flow_id, _text(flow.get("name")))
-        src = _dict(vars_.get("source"))
-        entity = _dict(obj.get("entity"))
-        entity_id = (step_cfg.entity_id if step_cfg else None) or _text(entity.get("id"))
+            self.flows.setdefault(flow_id, text(flow.get("name")))
+        src = as_dict(vars_.get("source"))
+        entity = as_dict(obj.get("entity"))
+        entity_id = (step_cfg.entity_id if step_cfg else None) or text(entity.get("id"))
         if kind == "source":
-            source_id = _text(src.get("id"))
+            source_id = text(src.get("id"))
             entity_id = entity_id or source_id
             name = (
-                _text(src.get("name"))
+                text(src.get("name"))
                 or (self.config.source_name(source_id) if self.config else None)
                 or (step_cfg.name if step_cfg else None)
                 or f"source {source_id or step_id or '?'}"
             )
             if source_id:
-                self.sources.setdefault(source_id, _text(src.get("name")))
+                self.sources.setdefault(source_id, text(src.get("name")))
         else:
             name = (
                 (step_cfg.entity_name or step_cfg.name if step_cfg else None)
-                or _text(entity.get("name"))
+                or text(entity.get("name"))
                 or f"{kind} step {step_id or '?'}"
             )
         step_name = (step_cfg.name if step_cfg else None) or name
@@ -474,7 +382,7 @@ class ApiMapper:
     def _recipient_kind(self, obj: dict) -> tuple[str, str]:
         """Enhancement or delivery, and which rule decided: the flow configuration, the
         module id, then whether the step carries a price."""
-        step_cfg = self.config.step(_text(obj.get("step_id"))) if self.config else None
+        step_cfg = self.config.step(text(obj.get("step_id"))) if self.config else None
         if step_cfg and step_cfg.kind in ("enhancement", "recipient"):
             return step_cfg.kind, "flow config"
         module = obj.get("module_id")
@@ -502,7 +410,7 @@ class ApiMapper:
             return int(api_id[:8], 16) * 1000, "object id"
         if lead.last_ts is not None:
             return lead.last_ts, "previous step"
-        sub = epoch_ms(_dict(vars_.get("submission")).get("timestamp"))
+        sub = epoch_ms(as_dict(vars_.get("submission")).get("timestamp"))
         if sub is not None:
             return sub, "submission"
         if is_hex24(api_id):
@@ -514,7 +422,7 @@ class ApiMapper:
         reason = obj.get("reason")
         request = obj.get("request") if isinstance(obj.get("request"), dict) else None
         response = obj.get("response") if isinstance(obj.get("response"), dict) else None
-        status = _whole_ms(_dict(response).get("status")) if response else None
+        status = whole_ms(as_dict(response).get("status")) if response else None
         appended = obj.get("appended")
         md: dict = {}
         skipped = outcome == "skipped"
@@ -527,11 +435,11 @@ class ApiMapper:
             take("appended")
         if kind == "source":
             md["source"] = name
-            cost = _number(obj.get("cost"))
+            cost = number(obj.get("cost"))
             if cost is not None:
                 take("cost")
             else:
-                cost = _number(obj.get("purchase_price"))
+                cost = number(obj.get("purchase_price"))
                 if cost is not None:
                     take("purchase_price")
             if "acceptance_criteria" in obj:
@@ -555,7 +463,7 @@ class ApiMapper:
             take("reason")
             return md
         if kind == "filter":
-            md.update(filter=name, filter_id=_text(obj.get("step_id")))
+            md.update(filter=name, filter_id=text(obj.get("step_id")))
             if skipped:
                 md["skip_reason"] = reason
             elif our_type == "filter.failed":
@@ -565,7 +473,7 @@ class ApiMapper:
             take("reason")
             return md
         if kind == "feedback":
-            fb = _dict(obj.get("feedback"))
+            fb = as_dict(obj.get("feedback"))
             given = (
                 obj.get("kind")
                 or obj.get("feedback_type")
@@ -573,7 +481,7 @@ class ApiMapper:
                 or (obj.get("type") if str(obj.get("type")).lower() != "feedback" else None)
             )
             take("kind", "feedback_type")
-            fb_type = _feedback_type(given)
+            fb_type = feedback_type(given)
             md.update(
                 feedback_type=fb_type or (str(given).lower() if given is not None else None),
                 status={"return": "returned", "conversion": "converted"}.get(fb_type),
@@ -585,8 +493,8 @@ class ApiMapper:
             if "revenue_adjustment" in obj:
                 md["revenue_adjustment"] = obj["revenue_adjustment"]
                 take("revenue_adjustment")
-            recipient = _text(_dict(obj.get("recipient")).get("name"))
-            if recipient or self.config and self.config.step(_text(obj.get("step_id"))):
+            recipient = text(as_dict(obj.get("recipient")).get("name"))
+            if recipient or self.config and self.config.step(text(obj.get("step_id"))):
                 md["recipient"] = recipient or name
             if fb_type is None:
                 self.stats.notices.append(
@@ -599,7 +507,7 @@ class ApiMapper:
             md["http_status"] = status
         if kind == "enhancement":
             md["service"] = name
-            cost = _number(obj.get("cost"))
+            cost = number(obj.get("cost"))
             if cost is not None:
                 md["cost"] = cost
                 take("cost")
@@ -617,7 +525,7 @@ class ApiMapper:
                     retry_attempts=None,
                 )
                 if our_type == "enhancement.error":
-                    md.update(timeout=_timeout(reason), circuit_breaker=None)
+                    md.update(timeout=timeout(reason), circuit_breaker=None)
             elif reason is not None:
                 md["reason_given"] = reason
             take("reason")
@@ -634,8 +542,8 @@ class ApiMapper:
                 md["response"] = response
         elif our_type == "recipient.delivered":
             md["response"] = response
-            md["revenue"] = _price(obj, appended, consumed)
-            md["buyer_lead_id"] = _buyer_lead_id(appended)
+            md["revenue"] = price(obj, appended, consumed)
+            md["buyer_lead_id"] = buyer_lead_id(appended)
         elif our_type == "recipient.failed":
             md.update(
                 rejection_reason=reason,
@@ -647,7 +555,7 @@ class ApiMapper:
                 error_type=error_type(reason, status),
                 error_message=reason,
                 retry_attempts=None,
-                timeout=_timeout(reason),
+                timeout=timeout(reason),
             )
             if response is not None:
                 md["response"] = response
@@ -662,12 +570,12 @@ class ApiMapper:
                 self.stats.null_required[f"{our_type}.{k}"] += 1
 
     def _submitted(self, obj, key, api_id, ts, lead_id, flow_id, entity_id, step_id) -> dict:
-        request = _dict(obj.get("request"))
+        request = as_dict(obj.get("request"))
         headers = request.get("headers")
         md = {
             "raw_data": request.get("body"),
             "headers": headers,
-            "ip_address": _ip(request),
+            "ip_address": ip(request),
             "source_config": None,
             "derived": True,
             "derived_from": api_id,
@@ -765,8 +673,8 @@ class ApiMapper:
         }
 
     def _unclassified(self, obj, item: Item, key: str, api_id, reason: str) -> dict:
-        vars_ = _dict(obj.get("vars"))
-        lead_id = _text(_dict(vars_.get("lead")).get("id"))
+        vars_ = as_dict(obj.get("vars"))
+        lead_id = text(as_dict(vars_.get("lead")).get("id"))
         self.stats.unclassified.append(Problem(item.file, item.place, reason, api_id, lead_id))
         slug = _SLUG.sub("_", str(obj.get("type") or "unknown").lower()).strip("_") or "unknown"
         start = epoch_ms(obj.get("start_timestamp"))
@@ -776,8 +684,8 @@ class ApiMapper:
             "type": f"unclassified.{slug}",
             "timestamp": iso_ms(start) if start is not None else None,
             "lead_id": lead_id,
-            "flow_id": _text(_dict(vars_.get("flow")).get("id")),
-            "step_id": _text(obj.get("step_id")),
+            "flow_id": text(as_dict(vars_.get("flow")).get("id")),
+            "step_id": text(obj.get("step_id")),
             "metadata": {
                 "unclassified_reason": reason,
                 "original_id": api_id,
@@ -804,49 +712,3 @@ def not_an_object(item: Item, stats: Stats) -> dict:
             "value": item.value,
         },
     }
-
-
-_MAX_DURATION_MS = 2**31 - 1
-
-
-def _feedback_type(value) -> str | None:
-    v = str(value).strip().lower() if value is not None else ""
-    if v in ("return", "returned", "returns"):
-        return "return"
-    if v in ("conversion", "converted", "conversions", "convert"):
-        return "conversion"
-    return None
-
-
-def _timeout(reason) -> dict | None:
-    return {"timed_out": True} if error_type(reason, None) == "timeout" else None
-
-
-def _price(obj: dict, appended, consumed: set) -> float | None:
-    for k in ("price", "purchase_price"):
-        n = _number(obj.get(k))
-        if n is not None:
-            consumed.add(k)
-            return n
-    return _number(_dict(appended).get("price"))
-
-
-def _buyer_lead_id(appended) -> str | None:
-    a = _dict(appended)
-    return (
-        _text(_dict(a.get("lead")).get("id"))
-        or _text(a.get("buyer_lead_id"))
-        or _text(a.get("lead_id"))
-        or _text(a.get("id"))
-    )
-
-
-def _ip(request: dict) -> str | None:
-    for k in ("ip", "remote_ip", "remote_address", "client_ip"):
-        if _text(request.get(k)):
-            return _text(request.get(k))
-    headers = _dict(request.get("headers"))
-    for k, v in headers.items():
-        if str(k).lower() == "x-forwarded-for" and isinstance(v, str):
-            return v.split(",")[0].strip() or None
-    return None

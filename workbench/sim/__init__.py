@@ -11,7 +11,8 @@ the ids of the leads each incident changed.
 500
 """
 
-from .flow import Flow, FlowError, load_flow, parse_flow
+from .flow import Flow, FlowError
+from .flow_parse import load_flow, parse_flow
 from .incidents import INCIDENT_TYPES, Incident, IncidentError, describe_all, incident
 from .runner import FlowRunner, RunReport, simulate
 

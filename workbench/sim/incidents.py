@@ -31,6 +31,15 @@ from .flow import B62 as _B62
 from .flow import LEAD_FIELDS, Flow, FlowError, _named
 
 __all__ = [
+    "Effect",
+    "LeadProblem",
+    "MoreLeads",
+    "CallErrors",
+    "CallFailures",
+    "JudgedInTimezone",
+    "AcceptanceDrop",
+    "SegmentRejection",
+    "FieldCorruption",
     "IncidentError",
     "IncidentType",
     "Param",
@@ -56,9 +65,96 @@ class Param:
     help: str
 
 
+# --------------------------------------------------------------------------- effects
+#
+# What an incident does, declared with its type: the stage of a chunk it acts in, the
+# parameter naming the entity it hits, and the parameters it acts with. A stage asks
+# its plan for the effects of its kind (``Plan.acting``) and applies them; no stage
+# knows an incident by name.
+
+
+@dataclass(frozen=True)
+class Effect:
+    """Where an incident acts: ``target`` is the parameter naming its entity."""
+
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class LeadProblem(Effect):
+    """Leads of a source arrive with a problem (``problem``: a key of the chunk's
+    ``problems``), for a share ``rate`` of them; the problem is the lead's only one.
+    ``field`` names the parameter holding the field the problem concerns."""
+
+    problem: str = ""
+    rate: str = "rate"
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class MoreLeads(Effect):
+    """A source sends ``factor`` times its volume during the window."""
+
+    factor: str = "volume"
+
+
+@dataclass(frozen=True)
+class CallErrors(Effect):
+    """Calls to an enhancement or a buyer fail technically for a share ``rate``: with
+    ``timeout`` (a parameter) every error is a timeout of that length, else the
+    errors follow ``mix`` (cumulative weights of timeout, http_5xx, refused)."""
+
+    rate: str = "rate"
+    timeout: str | None = None
+    mix: tuple[float, float, float] | None = None
+
+
+@dataclass(frozen=True)
+class CallFailures(Effect):
+    """An enhancement answers, but with failures, for a share ``rate`` of calls."""
+
+    rate: str = "rate"
+
+
+@dataclass(frozen=True)
+class JudgedInTimezone(Effect):
+    """A filter's business-hours rule is evaluated in the timezone ``timezone``."""
+
+    timezone: str = "timezone"
+
+
+@dataclass(frozen=True)
+class AcceptanceDrop(Effect):
+    """A buyer accepts ``acceptance`` of the leads, rejecting the others with ``reason``."""
+
+    acceptance: str = "acceptance"
+    reason: str = "reason"
+
+
+@dataclass(frozen=True)
+class SegmentRejection(Effect):
+    """A buyer rejects a share ``rate`` of the leads whose ``field`` is in ``values``."""
+
+    field: str = "field"
+    values: str = "values"
+    rate: str = "rate"
+
+
+@dataclass(frozen=True)
+class FieldCorruption(Effect):
+    """A field mapping before the buyers changes ``field`` (``transform``); the buyer
+    (or all buyers) rejects a share ``reject_rate`` of the leads it changed."""
+
+    field: str = "field"
+    transform: str = "transform"
+    reject_rate: str = "reject_rate"
+
+
 @dataclass(frozen=True)
 class IncidentType:
-    """One kind of incident: what it plants, on which entity, with which parameters."""
+    """One kind of incident: what it plants, on which entity, with which parameters,
+    what it does (``effects``) and what the flow needs for it to show (``requires``:
+    a check returning a reason it cannot, or None)."""
 
     name: str
     entity_kind: str | None
@@ -67,6 +163,8 @@ class IncidentType:
     params: tuple[Param, ...]
     default_start: str
     default_duration: str
+    effects: tuple[Effect, ...] = ()
+    requires: object = None
 
     def describe(self) -> str:
         lines = [f"{self.name}  ({self.entity_kind or 'flow'})", f"  {self.summary}"]
@@ -82,6 +180,51 @@ def _p(name, kind, default, help):
     return Param(name, kind, default, help)
 
 
+# What a flow needs for an incident to show in its events.
+
+
+def _checks_phone_format(params: dict, flow: Flow) -> str | None:
+    s = flow.source(params["source"])
+    if "phone" not in dict(s.formats):
+        return (
+            f"source {s.name!r} does not check the phone format (acceptance.formats), "
+            "so 9-digit phones would not be rejected; choose a source that does"
+        )
+    return None
+
+
+def _requires_field(params: dict, flow: Flow) -> str | None:
+    s = flow.source(params["source"])
+    if params["field"] not in s.required:
+        return (
+            f"field {params['field']!r} is not required by source {s.name!r}; "
+            f"its required fields: {', '.join(s.required)}"
+        )
+    return None
+
+
+def _has_duplicate_filter(params: dict, flow: Flow) -> str | None:
+    if not any(r.kind == "duplicate_within_days" for f in flow.filters for r in f.rules):
+        return "the flow has no duplicate_within_days filter rule"
+    return None
+
+
+def _has_business_hours(params: dict, flow: Flow) -> str | None:
+    f = flow.step(params["filter"])
+    if not any(r.kind == "business_hours" for r in f.rules):
+        having = [x.name for x in flow.filters if any(r.kind == "business_hours" for r in x.rules)]
+        return (
+            f"filter {f.name!r} has no business_hours rule; filters with one: {', '.join(having)}"
+        )
+    return None
+
+
+def _lead_field(params: dict, flow: Flow) -> str | None:
+    if params["field"] in ("source", "vertical"):
+        return f"field must be a lead field, not {params['field']!r}"
+    return None
+
+
 _TYPES = (
     IncidentType(
         "nine_digit_phones",
@@ -95,6 +238,8 @@ _TYPES = (
         ),
         "15%",
         "10h",
+        effects=(LeadProblem("source", problem="nine"),),
+        requires=_checks_phone_format,
     ),
     IncidentType(
         "source_rejection_spike",
@@ -109,6 +254,8 @@ _TYPES = (
         ),
         "5%",
         "8h",
+        effects=(LeadProblem("source", problem="miss", field="field"),),
+        requires=_requires_field,
     ),
     IncidentType(
         "duplicate_flood",
@@ -123,6 +270,11 @@ _TYPES = (
         ),
         "80%",
         "6h",
+        effects=(
+            LeadProblem("source", problem="dup"),
+            MoreLeads("source"),
+        ),
+        requires=_has_duplicate_filter,
     ),
     IncidentType(
         "enhancement_outage",
@@ -136,6 +288,7 @@ _TYPES = (
         ),
         "35%",
         "3h",
+        effects=(CallFailures("service"),),
     ),
     IncidentType(
         "enhancement_timeouts",
@@ -152,6 +305,7 @@ _TYPES = (
         ),
         "45%",
         "2d",
+        effects=(CallErrors("service", timeout="timeout_ms"),),
     ),
     IncidentType(
         "business_hours_wrong_timezone",
@@ -166,6 +320,8 @@ _TYPES = (
         ),
         "70%",
         "1d",
+        effects=(JudgedInTimezone("filter"),),
+        requires=_has_business_hours,
     ),
     IncidentType(
         "field_mapping_corruption",
@@ -187,6 +343,8 @@ _TYPES = (
         ),
         "88%",
         "8h",
+        effects=(FieldCorruption("buyer"),),
+        requires=_lead_field,
     ),
     IncidentType(
         "buyer_segment_rejection",
@@ -202,6 +360,7 @@ _TYPES = (
         ),
         "55%",
         "12h",
+        effects=(SegmentRejection("buyer"),),
     ),
     IncidentType(
         "buyer_endpoint_errors",
@@ -215,6 +374,7 @@ _TYPES = (
         ),
         "62%",
         "4h",
+        effects=(CallErrors("buyer", mix=(0.6, 0.9, 1.0)),),
     ),
     IncidentType(
         "buyer_acceptance_drop",
@@ -228,6 +388,7 @@ _TYPES = (
         ),
         "25%",
         "1d",
+        effects=(AcceptanceDrop("buyer"),),
     ),
 )
 
@@ -517,19 +678,9 @@ def resolve(
         starts = starts.replace(microsecond=(starts.microsecond // 1000) * 1000)
         ends = ends.replace(microsecond=(ends.microsecond // 1000) * 1000)
         entity, entity_id = _entity(t, params, flow)
-        if t.name == "business_hours_wrong_timezone":
-            f = flow.step(params["filter"])
-            if not any(r.kind == "business_hours" for r in f.rules):
-                raise IncidentError(
-                    f"incident {t.name}: filter {f.name!r} has no business_hours rule; filters "
-                    "with one: "
-                    + ", ".join(
-                        x.name
-                        for x in flow.filters
-                        if any(r.kind == "business_hours" for r in x.rules)
-                    )
-                )
-        _check_fits(t, params, flow)
+        problem = t.requires(params, flow) if t.requires is not None else None
+        if problem:
+            raise IncidentError(f"incident {t.name}: {problem}")
         iid = "inc_" + _b62(hashlib.sha256(f"{run_id}/{k}/{t.name}".encode()).digest(), 12)
         params_out = {**params, "start": starts.isoformat(), "duration": str(ends - starts)}
         out.append(
@@ -546,31 +697,6 @@ def resolve(
             )
         )
     return tuple(out)
-
-
-def _check_fits(t: IncidentType, params: dict, flow: Flow) -> None:
-    """Refuse an incident that could not show in this flow's events."""
-    what = f"incident {t.name}"
-    if t.name == "nine_digit_phones":
-        s = flow.source(params["source"])
-        if "phone" not in dict(s.formats):
-            raise IncidentError(
-                f"{what}: source {s.name!r} does not check the phone format (acceptance.formats), "
-                "so 9-digit phones would not be rejected; choose a source that does"
-            )
-    if t.name == "source_rejection_spike":
-        s = flow.source(params["source"])
-        if params["field"] not in s.required:
-            raise IncidentError(
-                f"{what}: field {params['field']!r} is not required by source {s.name!r}; "
-                f"its required fields: {', '.join(s.required)}"
-            )
-    if t.name == "duplicate_flood" and not any(
-        r.kind == "duplicate_within_days" for f in flow.filters for r in f.rules
-    ):
-        raise IncidentError(f"{what}: the flow has no duplicate_within_days filter rule")
-    if t.name == "field_mapping_corruption" and params["field"] in ("source", "vertical"):
-        raise IncidentError(f"{what}: field must be a lead field, not {params['field']!r}")
 
 
 def _entity(t: IncidentType, params: dict, flow: Flow) -> tuple[str | None, str | None]:

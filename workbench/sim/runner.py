@@ -23,29 +23,19 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from ..store.schema import INPUT_FIELDS, arrow_type
 from ..timeutil import as_utc as _as_utc
-from ._chunk import DAY, HOUR, TYPES, Chunk, Plan
-from .flow import Flow, load_flow
-from .incidents import Incident, _b62, as_spec, resolve
+from . import stages
+from .chunk import Chunk
+from .flow import Flow
+from .flow_parse import load_flow
+from .incidents import Incident, MoreLeads, _b62, as_spec, resolve
+from .plan import DAY, HOUR, TYPES, Plan
 
 __all__ = ["FlowRunner", "RunReport", "simulate", "SCHEMA"]
 
 #: The event columns the runner produces (the store's record, without seq).
-SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("type", pa.string()),
-        ("timestamp", pa.timestamp("ms", tz="UTC")),
-        ("lead_id", pa.string()),
-        ("flow_id", pa.string()),
-        ("entity_id", pa.string()),
-        ("step_id", pa.string()),
-        ("outcome", pa.string()),
-        ("duration_ms", pa.int32()),
-        ("metadata", pa.string()),
-        ("lead_snapshot", pa.string()),
-    ]
-)
+SCHEMA = pa.schema([(c, arrow_type(c)) for c in INPUT_FIELDS])
 #: Arrivals stop this long before the run's end, so every lead completes inside it.
 _TAIL_MS = 10 * 60_000
 _OUT_ROWS = 100_000
@@ -199,11 +189,10 @@ class FlowRunner:
             total = base.sum()
             lam.append(s.share * base / total if total > 0 else base * 0)
         lam = np.array(lam)
-        for inc in self.incidents:
-            if inc.name == "duplicate_flood":
-                si = [s.name for s in flow.sources].index(inc.parameters["source"])
-                w = plan.window(inc, mid)
-                lam[si] = np.where(w, lam[si] * inc.parameters["volume"], lam[si])
+        for _, inc, effect in plan.acting(MoreLeads):
+            si = [s.name for s in flow.sources].index(inc.parameters[effect.target])
+            w = plan.window(inc, mid)
+            lam[si] = np.where(w, lam[si] * inc.parameters[effect.factor], lam[si])
         return edges, lam
 
     def _arrivals(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -265,7 +254,7 @@ class FlowRunner:
             nxt = next(chunks, None)
             rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(1, k)))
             ch = Chunk(plan, rng, t_arr, src)
-            ch.run()
+            stages.run(ch)
             ev = ch.sources(ent_ids, step_ids)
             counts += np.bincount(ev["types"], minlength=len(TYPES))
             for inc_k, parts in ch.touched.items():

@@ -24,7 +24,8 @@ from pathlib import Path
 import yaml
 
 from ..paths import sample_data_dir
-from .flow import Flow, FlowError, load_flow
+from .flow import Flow, FlowError
+from .flow_parse import load_flow
 from .incidents import IncidentSpec, as_spec
 from .runner import FlowRunner, simulate
 

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from .schema import DERIVED_COLUMNS, RECORD_COLUMNS
+
 __all__ = ["chain", "seal", "GENESIS", "GENESIS_SEAL", "VerifyReport"]
 
 K = np.uint64(0x9E3779B97F4A7C15)
@@ -224,9 +226,7 @@ def verify_store(store, *, expect: str | None = None, chunk_rows: int = 1_000_00
             "SELECT batch_id, ingest_id, first_seq, last_seq, events, first_qid, last_qid, "
             "quarantined, head_hash, seal FROM ledger ORDER BY batch_id"
         )
-        src = store._tiers.source_sql(
-            con, TIERS, ("seq", "event_id", "chain_hash", *_CONTENT_COLUMNS)
-        )
+        src = store._tiers.source_sql(con, TIERS, ("seq", "chain_hash", *_CONTENT_COLUMNS))
         events = _Stream(
             con.raw.sql(
                 f"SELECT seq, event_id, d, CAST('0x' || left(d, 16) AS UBIGINT) AS c, chain_hash "
@@ -278,27 +278,8 @@ def verify_store(store, *, expect: str | None = None, chunk_rows: int = 1_000_00
         con.close()
 
 
-_CONTENT_COLUMNS = (
-    "type",
-    "timestamp",
-    "lead_id",
-    "flow_id",
-    "entity_id",
-    "step_id",
-    "outcome",
-    "duration_ms",
-    "metadata",
-    "lead_snapshot",
-    "step_name",
-    "entity_name",
-    "rejection_reason",
-    "error_type",
-    "http_status",
-    "cost",
-    "revenue",
-    "feedback_type",
-    "retry_count",
-)
+# every column the digest covers (the record and its typed columns, but seq)
+_CONTENT_COLUMNS = tuple(c for c in (*RECORD_COLUMNS, *DERIVED_COLUMNS) if c != "seq")
 
 
 def _walk_ledger(ledger, events: _Stream, quarantine: _Stream) -> VerifyReport | None:

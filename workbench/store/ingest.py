@@ -43,6 +43,7 @@ from .schema import (
     INPUT_FIELDS,
     QUARANTINE_DIGEST_SQL,
     STORE_FIELDS,
+    STRING_FIELDS,
     content_text_sql,
 )
 
@@ -53,16 +54,7 @@ from .schema import (
 _KNOWN_KEYS = ", ".join(f"'{k}'" for k in (*INPUT_FIELDS, *sorted(STORE_FIELDS)))
 # a key as a JSON pointer (any key, the empty one too: ~ and / escaped)
 _KEY_PATH = "'/' || replace(replace(k, '~', '~0'), '/', '~1')"
-_SCALARS = (
-    "event_id",
-    "type",
-    "lead_id",
-    "flow_id",
-    "entity_id",
-    "step_id",
-    "outcome",
-    "duration_ms",
-)
+_SCALARS = (*STRING_FIELDS, "duration_ms")
 LINES_TO_COLUMNS_SQL = f"""
 SELECT
     _pos,

@@ -65,6 +65,31 @@ STORE_FIELDS = frozenset({"seq", *DERIVED_COLUMNS, *HASH_COLUMNS, "event_date"})
 #: The partition column of the warm and cold tiers.
 PARTITION_COLUMN = "event_date"
 
+
+def arrow_type(column: str):
+    """The Arrow type a producer of events (the simulator, an importer) gives a record
+    column: text, JSON as text, timestamps in UTC milliseconds."""
+    import pyarrow as pa
+
+    sql_type = {**RECORD_TYPES, **DERIVED_TYPES}[column].split()[0]
+    return {
+        "BIGINT": pa.int64(),
+        "INTEGER": pa.int32(),
+        "DOUBLE": pa.float64(),
+        "TIMESTAMPTZ": pa.timestamp("ms", tz="UTC"),
+    }.get(sql_type, pa.string())
+
+
+def export_select(source: str = "events") -> str:
+    """The SELECT of an export in the record's shape, in seq order; JSON lines give the
+    timestamp as ISO-8601 text with milliseconds and Z."""
+    cols = [
+        "strftime(timestamp, '%Y-%m-%dT%H:%M:%S.%gZ') AS timestamp" if c == "timestamp" else c
+        for c in RECORD_COLUMNS
+    ]
+    return f"SELECT {', '.join(cols)} FROM {source} ORDER BY seq"
+
+
 _EVENTS_DDL = ",\n    ".join(
     f"{name:<16} {sql_type}"
     for name, sql_type in {**RECORD_TYPES, **DERIVED_TYPES, **HASH_TYPES}.items()

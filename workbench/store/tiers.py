@@ -34,7 +34,13 @@ import pyarrow.parquet as pq
 
 from ..errors import InputError, StoreError, UnsafePathError
 from ..timeutil import as_utc, cutoff, utcnow
-from .schema import ALL_COLUMNS, PARTITION_COLUMN, PUBLIC_COLUMNS, RECORD_COLUMNS
+from .schema import (
+    ALL_COLUMNS,
+    PARTITION_COLUMN,
+    PUBLIC_COLUMNS,
+    RECORD_COLUMNS,
+    export_select,
+)
 
 __all__ = ["MoveReport", "Tiers", "write_query", "check_target", "EXPORT_FORMATS"]
 
@@ -463,13 +469,7 @@ class Tiers:
             if fmt == "parquet":
                 sel = f"SELECT * FROM ({src}) ORDER BY seq"
             else:
-                cols = [
-                    "strftime(timestamp, '%Y-%m-%dT%H:%M:%S.%gZ') AS timestamp"
-                    if c == "timestamp"
-                    else c
-                    for c in RECORD_COLUMNS
-                ]
-                sel = f"SELECT {', '.join(cols)} FROM ({src}) ORDER BY seq"
+                sel = export_select(f"({src})")
             return write_query(cur, sel, None, p, fmt)
         finally:
             cur.close()

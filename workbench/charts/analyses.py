@@ -1,0 +1,501 @@
+"""Figures of many leads: funnels, flows, heatmaps, durations, rejections, sources,
+buyers, errors, retries, what sets a group apart, alerts. Each takes the DataFrame the
+matching analysis returned.
+"""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from .theme import OUTCOME_COLORS, PALETTE, empty, figure, pct, require, short
+
+
+def funnel_figure(
+    funnel: pd.DataFrame, title: str | None = None, *, by_source: bool = False
+) -> go.Figure:
+    """Submitted -> accepted -> delivered -> converted.
+
+    One funnel of all leads by default; with ``by_source=True`` each source's stages as
+    a share of what it submitted, one line per source, so drop-offs compare at a glance.
+    """
+    stages = ["submitted", "accepted", "delivered", "converted"]
+    require(funnel, stages, "funnel_figure")
+    if funnel.empty:
+        return empty(figure(title or "Funnel", height=380), "no leads")
+    if not by_source or "source" not in funnel.columns:
+        totals = funnel[stages].sum()
+        fig = figure(title or "Lead funnel", height=380)
+        fig.add_trace(
+            go.Funnel(
+                y=[s.capitalize() for s in stages],
+                x=totals.values,
+                texttemplate="%{value:,}<br>%{percentInitial:.0%}",
+                marker=dict(color=[PALETTE[0], PALETTE[2], OUTCOME_COLORS["success"], "#1B5E20"]),
+                connector=dict(line=dict(color="#CFD8DC", width=1)),
+            )
+        )
+        return fig
+    fig = figure(title or "Funnel by source: share of submitted leads", height=420)
+    rows = funnel.sort_values("submitted", ascending=False)
+    for i, (_, r) in enumerate(rows.iterrows()):
+        base = r["submitted"] or 1
+        shares = [r[s] / base for s in stages]
+        fig.add_trace(
+            go.Scatter(
+                x=[s.capitalize() for s in stages],
+                y=shares,
+                mode="lines+markers",
+                name=str(r["source"]),
+                line=dict(color=PALETTE[i % len(PALETTE)], width=2.5),
+                marker=dict(size=8),
+                customdata=[r[s] for s in stages],
+                hovertemplate="%{x}: %{customdata:,} leads (%{y:.0%})<extra>"
+                + html.escape(str(r["source"]))
+                + "</extra>",
+            )
+        )
+    fig.update_yaxes(title="share of submitted leads", tickformat=".0%", range=[0, 1.05])
+    return fig
+
+
+def sankey_figure(paths: pd.DataFrame, title: str = "Where leads go") -> go.Figure:
+    """Lead paths as a Sankey: columns of ``paths`` name the stages in order (e.g.
+    source -> outcome -> recipient) and ``leads`` counts each path."""
+    require(paths, ["leads"], "sankey_figure")
+    stages = [c for c in paths.columns if c != "leads"]
+    fig = figure(title, height=480)
+    if paths.empty or len(stages) < 2:
+        return empty(fig, "no lead paths")
+    labels: list[str] = []
+    index: dict[tuple[int, str], int] = {}
+    src, dst, val = [], [], []
+    for _, r in paths.iterrows():
+        for a, b in zip(stages[:-1], stages[1:], strict=True):
+            va, vb = r[a], r[b]
+            if pd.isna(va) or pd.isna(vb):
+                continue
+            for key in ((stages.index(a), str(va)), (stages.index(b), str(vb))):
+                if key not in index:
+                    index[key] = len(labels)
+                    labels.append(key[1])
+            src.append(index[(stages.index(a), str(va))])
+            dst.append(index[(stages.index(b), str(vb))])
+            val.append(int(r.leads))
+    colors = []
+    for col, label in index:
+        colors.append(
+            OUTCOME_COLORS.get(
+                {
+                    "delivered": "success",
+                    "converted": "success",
+                    "rejected": "failure",
+                    "filtered": "failure",
+                    "buyer_rejected": "failure",
+                    "delivery_error": "error",
+                    "returned": "error",
+                }.get(label, ""),
+                PALETTE[col % len(PALETTE)],
+            )
+        )
+    fig.add_trace(
+        go.Sankey(
+            arrangement="snap",
+            node=dict(label=labels, pad=14, thickness=16, color=colors, line=dict(width=0)),
+            link=dict(source=src, target=dst, value=val, color="rgba(120,144,156,0.25)"),
+        )
+    )
+    return fig
+
+
+def hour_heatmap(
+    df: pd.DataFrame,
+    *,
+    row: str = "recipient",
+    value: str = "acceptance_rate",
+    title: str | None = None,
+    tz: str | None = None,
+) -> go.Figure:
+    """Hour-of-day heatmap: one row per ``row`` value, columns 0-23, colour = ``value``."""
+    require(df, [row, "hour", value], "hour_heatmap")
+    tz = tz or (df.attrs.get("tz") if hasattr(df, "attrs") else None)
+    fig = figure(
+        title
+        or f"{value.replace('_', ' ').capitalize()} by hour of day" + (f" ({tz})" if tz else ""),
+        height=120 + 32 * max(1, df[row].nunique()),
+    )
+    if df.empty:
+        return empty(fig, "no data")
+    grid = df.pivot_table(index=row, columns="hour", values=value, aggfunc="mean").reindex(
+        columns=range(24)
+    )
+    is_rate = "rate" in value or "share" in value
+    # red marks the bad end: low acceptance, but high failure, error or rejection rates
+    bad_high = any(w in value for w in ("fail", "error", "reject", "timeout", "return"))
+    fig.add_trace(
+        go.Heatmap(
+            z=grid.values,
+            x=[f"{h:02d}" for h in grid.columns],
+            y=[str(i) for i in grid.index],
+            colorscale=("RdYlGn_r" if bad_high else "RdYlGn") if is_rate else "Blues",
+            zmin=0 if is_rate else None,
+            zmax=1 if is_rate else None,
+            colorbar=dict(title=value.replace("_", " "), tickformat=".0%" if is_rate else None),
+            hovertemplate=f"{row}: %{{y}}<br>hour: %{{x}}<br>{value}: %{{z:{'.0%' if is_rate else ',.1f'}}}<extra></extra>",
+            xgap=1,
+            ygap=1,
+        )
+    )
+    fig.update_xaxes(title="hour of day", showgrid=False)
+    fig.update_yaxes(title=None, showgrid=False, autorange="reversed")
+    return fig
+
+
+def duration_box(samples: pd.DataFrame, title: str = "Step durations") -> go.Figure:
+    """Box plot of ``duration_ms`` per ``step_name`` (slowest median on top)."""
+    require(samples, ["step_name", "duration_ms"], "duration_box")
+    fig = figure(title, height=max(320, 60 + 34 * samples.step_name.nunique()))
+    if samples.empty:
+        return empty(fig, "no step durations")
+    order = samples.groupby("step_name").duration_ms.median().sort_values().index.tolist()
+    for i, step in enumerate(order):
+        part = samples[samples.step_name == step]
+        fig.add_trace(
+            go.Box(
+                x=part.duration_ms,
+                name=str(step),
+                orientation="h",
+                boxpoints=False,
+                marker_color=PALETTE[i % len(PALETTE)],
+                line=dict(width=1.5),
+            )
+        )
+    fig.update_layout(showlegend=False)
+    fig.update_xaxes(title="duration (ms)")
+    fig.add_vline(
+        x=2000,
+        line=dict(color=OUTCOME_COLORS["failure"], dash="dash"),
+        annotation_text="2000 ms alert",
+        annotation_position="bottom right",
+    )
+    return fig
+
+
+def step_durations_figure(steps: pd.DataFrame, title: str = "Average step duration") -> go.Figure:
+    """Average and maximum duration per step (from ``analytics.step_durations``)."""
+    require(steps, ["step_name", "avg_duration", "max_duration"], "step_durations_figure")
+    fig = figure(title, height=max(320, 60 + 30 * len(steps)))
+    if steps.empty:
+        return empty(fig, "no steps")
+    d = steps.sort_values("avg_duration")
+    fig.add_trace(
+        go.Bar(
+            y=d.step_name,
+            x=d.avg_duration,
+            orientation="h",
+            name="average",
+            marker_color=PALETTE[0],
+            hovertemplate="%{y}: %{x:,.0f} ms<extra>average</extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            y=d.step_name,
+            x=d.max_duration,
+            mode="markers",
+            name="maximum",
+            marker=dict(symbol="line-ns-open", size=14, color="#37474F"),
+        )
+    )
+    fig.update_xaxes(title="ms")
+    fig.add_vline(x=2000, line=dict(color=OUTCOME_COLORS["failure"], dash="dash"))
+    return fig
+
+
+def rejection_bars(
+    rejections: pd.DataFrame, title: str = "Why leads are rejected", top: int = 12
+) -> go.Figure:
+    """Rejections by reason (the ``top`` reasons, the rest grouped), stacked by source
+    when the data has a ``source`` column; the full reason shows on hover."""
+    require(rejections, ["rejection_reason", "rejections"], "rejection_bars")
+    if rejections.empty:
+        return empty(figure(title, height=300), "no rejections")
+    d = rejections.copy()
+    total = d.groupby("rejection_reason").rejections.sum().sort_values(ascending=False)
+    if len(total) > top:
+        others = set(total.index[top:])
+        label = f"({len(others)} other reasons)"
+        d["rejection_reason"] = d.rejection_reason.where(~d.rejection_reason.isin(others), label)
+        total = d.groupby("rejection_reason").rejections.sum().sort_values(ascending=False)
+        total = pd.concat([total.drop(label), total[[label]]])  # the rest goes last
+    order = list(total.index[::-1])  # largest on top
+    labels = [short(r) for r in order]
+    fig = figure(title, height=max(300, 90 + 30 * len(order)))
+    if "source" in d.columns:
+        for i, (source, part) in enumerate(d.groupby("source", sort=True)):
+            values = part.groupby("rejection_reason").rejections.sum().reindex(order, fill_value=0)
+            fig.add_trace(
+                go.Bar(
+                    y=labels,
+                    x=values.values,
+                    orientation="h",
+                    name=str(source),
+                    customdata=order,
+                    marker_color=PALETTE[i % len(PALETTE)],
+                    hovertemplate="%{customdata}<br>%{x:,} rejections<extra>"
+                    + html.escape(str(source))
+                    + "</extra>",
+                )
+            )
+        fig.update_layout(barmode="stack", legend_title="source", legend_traceorder="normal")
+    else:
+        share = total / total.sum()
+        fig.add_trace(
+            go.Bar(
+                y=labels,
+                x=total.reindex(order).values,
+                orientation="h",
+                marker_color=OUTCOME_COLORS["failure"],
+                customdata=order,
+                text=[pct(share[r]) for r in order],
+                textposition="outside",
+                cliponaxis=False,
+                hovertemplate="%{customdata}<br>%{x:,} rejections<extra></extra>",
+            )
+        )
+        fig.update_layout(showlegend=False)
+    fig.update_yaxes(categoryorder="array", categoryarray=labels)
+    fig.update_xaxes(title="rejections")
+    return fig
+
+
+def success_rates_figure(rates: pd.DataFrame, title: str = "Outcomes by event type") -> go.Figure:
+    """The guide's Success Rates: percentage of each outcome per event type."""
+    require(rates, ["type", "outcome", "percentage"], "success_rates_figure")
+    fig = figure(title, barmode="stack", height=max(300, 80 + 40 * rates.type.nunique()))
+    if rates.empty:
+        return empty(fig, "no events")
+    for outcome, part in rates.groupby("outcome", sort=False):
+        fig.add_trace(
+            go.Bar(
+                y=part.type,
+                x=part.percentage,
+                orientation="h",
+                name=str(outcome),
+                marker_color=OUTCOME_COLORS.get(outcome, "#607D8B"),
+                customdata=part.get("count"),
+                hovertemplate="%{y}: %{x:.1f}% (%{customdata:,} events)<extra>"
+                + str(outcome)
+                + "</extra>",
+            )
+        )
+    fig.update_xaxes(title="% of events", range=[0, 100])
+    return fig
+
+
+def source_performance_figure(perf: pd.DataFrame, title: str = "Source performance") -> go.Figure:
+    """Revenue, cost and profit per source, with acceptance and delivery rates on hover."""
+    require(perf, ["source", "revenue", "profit"], "source_performance_figure")
+    fig = figure(title, barmode="group", height=420)
+    if perf.empty:
+        return empty(fig, "no sources")
+    d = perf.sort_values("profit", ascending=False)
+    cost = d.revenue - d.profit
+    custom = d[[c for c in ("submitted", "acceptance_rate", "delivery_rate") if c in d]].to_numpy()
+    fig.add_trace(go.Bar(x=d.source, y=d.revenue, name="revenue", marker_color=PALETTE[0]))
+    fig.add_trace(go.Bar(x=d.source, y=cost, name="cost", marker_color="#90A4AE"))
+    fig.add_trace(
+        go.Bar(
+            x=d.source,
+            y=d.profit,
+            name="profit",
+            marker_color=[
+                OUTCOME_COLORS["success"] if p >= 0 else OUTCOME_COLORS["failure"] for p in d.profit
+            ],
+            customdata=custom,
+            hovertemplate="%{x}<br>profit $%{y:,.2f}<br>submitted %{customdata[0]:,}"
+            "<br>acceptance %{customdata[1]:.0%}<br>delivery %{customdata[2]:.0%}<extra></extra>"
+            if custom.shape[1] == 3
+            else None,
+        )
+    )
+    fig.update_yaxes(title="USD", tickprefix="$")
+    return fig
+
+
+def enhancement_value_figure(
+    value: pd.DataFrame, title: str = "Is the enhancement worth it?"
+) -> go.Figure:
+    """Delivery rate with and without an enhancement (``analytics.enhancement_value``)."""
+    require(value, ["group", "delivery_rate"], "enhancement_value_figure")
+    fig = figure(title, height=380)
+    if value.empty:
+        return empty(fig, "no leads")
+    fig.add_trace(
+        go.Bar(
+            x=value.group,
+            y=value.delivery_rate,
+            marker_color=[PALETTE[0], "#90A4AE"][: len(value)],
+            text=[pct(v) for v in value.delivery_rate],
+            textposition="outside",
+            cliponaxis=False,
+        )
+    )
+    fig.update_yaxes(title="delivery rate", tickformat=".0%", range=[0, 1.1])
+    fig.update_layout(showlegend=False)
+    return fig
+
+
+def buyer_figure(buyers: pd.DataFrame, title: str = "Buyer acceptance") -> go.Figure:
+    """Acceptance rate per buyer against the guide's 70% line, response time on hover."""
+    require(buyers, ["recipient", "acceptance_rate"], "buyer_figure")
+    fig = figure(title, height=max(300, 80 + 36 * len(buyers)))
+    if buyers.empty:
+        return empty(fig, "no buyers")
+    d = buyers.sort_values("acceptance_rate")
+    colors = [
+        OUTCOME_COLORS["failure"] if a < 0.7 else OUTCOME_COLORS["success"]
+        for a in d.acceptance_rate
+    ]
+    fig.add_trace(
+        go.Bar(
+            y=d.recipient,
+            x=d.acceptance_rate,
+            orientation="h",
+            marker_color=colors,
+            text=[pct(a) for a in d.acceptance_rate],
+            textposition="outside",
+            cliponaxis=False,
+        )
+    )
+    fig.add_vline(
+        x=0.7,
+        line=dict(color="#37474F", dash="dash"),
+        annotation_text="70%",
+        annotation_position="top",
+    )
+    fig.update_xaxes(title="acceptance rate", tickformat=".0%", range=[0, 1.1])
+    fig.update_layout(showlegend=False)
+    return fig
+
+
+def errors_figure(errors: pd.DataFrame, title: str = "Technical errors by type") -> go.Figure:
+    """recipient.error / enhancement.error counts by error type (and entity)."""
+    require(errors, ["error_type", "errors"], "errors_figure")
+    fig = figure(title, barmode="stack", height=max(300, 80 + 34 * errors.error_type.nunique()))
+    if errors.empty:
+        return empty(fig, "no technical errors")
+    by = "entity_name" if "entity_name" in errors.columns else None
+    groups = errors.groupby(by, sort=True) if by else [("all", errors)]
+    for i, (name, part) in enumerate(groups):
+        fig.add_trace(
+            go.Bar(
+                y=part.error_type,
+                x=part.errors,
+                orientation="h",
+                name=str(name),
+                marker_color=PALETTE[i % len(PALETTE)],
+            )
+        )
+    fig.update_xaxes(title="errors")
+    return fig
+
+
+def timeouts_figure(over_time: pd.DataFrame, title: str = "Timeouts over time") -> go.Figure:
+    """Timeouts (or errors) per time bucket, one line per entity."""
+    require(over_time, ["bucket", "timeouts"], "timeouts_figure")
+    fig = figure(title, height=360)
+    if over_time.empty:
+        return empty(fig, "no timeouts")
+    by = "entity_name" if "entity_name" in over_time.columns else None
+    if by:  # services and buyers that never timed out would only add flat lines
+        busy = over_time.groupby(by).timeouts.sum()
+        over_time = over_time[over_time[by].isin(busy[busy > 0].index)]
+    groups = over_time.groupby(by, sort=True) if by else [("timeouts", over_time)]
+    for i, (name, part) in enumerate(groups):
+        fig.add_trace(
+            go.Scatter(
+                x=part.bucket,
+                y=part.timeouts,
+                mode="lines",
+                name=str(name),
+                line=dict(color=PALETTE[i % len(PALETTE)], width=2),
+            )
+        )
+    fig.update_yaxes(title="timeouts per bucket", rangemode="tozero")
+    return fig
+
+
+def retry_figure(retries: pd.DataFrame, title: str = "Retry effectiveness") -> go.Figure:
+    """Share of retries that succeeded, by attempt number."""
+    require(retries, ["retry_count", "retries", "success_rate"], "retry_figure")
+    fig = figure(title, height=340)
+    if retries.empty:
+        return empty(fig, "no retries")
+    fig.add_trace(
+        go.Bar(
+            x=retries.retry_count.astype(str),
+            y=retries.success_rate,
+            marker_color=PALETTE[0],
+            customdata=retries.retries,
+            text=[pct(v) for v in retries.success_rate],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="attempt %{x}: %{y:.0%} of %{customdata:,} retries succeeded<extra></extra>",
+        )
+    )
+    fig.update_xaxes(title="retry attempt", type="category")  # attempts 1, 2, … not 0.6-1.4
+    fig.update_yaxes(title="succeeded", tickformat=".0%", range=[0, 1.1])
+    return fig
+
+
+def bubbleup_figure(
+    ranked: pd.DataFrame, top: int = 12, title: str = "What sets the selection apart"
+) -> go.Figure:
+    """The most over-represented attributes of a selection (``investigate.bubbleup``)."""
+    require(ranked, ["attribute", "value", "odds_ratio"], "bubbleup_figure")
+    fig = figure(title, height=max(320, 80 + 30 * min(top, len(ranked))))
+    if ranked.empty:
+        return empty(fig, "nothing stands out")
+    d = ranked.head(top).iloc[::-1]
+    labels = [f"{a} = {short(v, 40)}" for a, v in zip(d.attribute, d.value, strict=True)]
+    custom = d[[c for c in ("selection_share", "baseline_share") if c in d]].to_numpy()
+    fig.add_trace(
+        go.Bar(
+            y=labels,
+            x=d.odds_ratio,
+            orientation="h",
+            marker_color=PALETTE[3],
+            customdata=custom,
+            hovertemplate="%{y}<br>odds ratio %{x:.1f}<br>selection %{customdata[0]:.0%} · baseline %{customdata[1]:.0%}<extra></extra>"
+            if custom.shape[1] == 2
+            else None,
+        )
+    )
+    fig.update_xaxes(title="odds ratio (selection vs baseline)", type="log")
+    fig.add_vline(x=1, line=dict(color="#90A4AE"))
+    return fig
+
+
+def alerts_figure(alerts: pd.DataFrame, title: str = "Alerts") -> go.Figure:
+    """When each rule fired, per subject (``alerts.evaluate``)."""
+    require(alerts, ["rule", "subject", "window_start", "value"], "alerts_figure")
+    fig = figure(title, height=max(300, 80 + 30 * alerts.subject.nunique() if len(alerts) else 300))
+    if alerts.empty:
+        return empty(fig, "no alerts fired")
+    for i, (rule, part) in enumerate(alerts.groupby("rule", sort=True)):
+        fig.add_trace(
+            go.Scatter(
+                x=part.window_start,
+                y=part.subject,
+                mode="markers",
+                name=str(rule),
+                marker=dict(size=9, color=PALETTE[i % len(PALETTE)], symbol="square"),
+                hovertext=[f"{rule}: {v:.3g}" for v in part.value],
+                hoverinfo="text+x",
+            )
+        )
+    fig.update_yaxes(title=None)
+    return fig

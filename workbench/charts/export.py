@@ -1,0 +1,174 @@
+"""Export: PNG, SVG or PDF through one long-lived kaleido server (Chromium started
+once, not per image), or a self-contained offline HTML file; ``report(items, path)``
+writes one HTML page of several figures and tables.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import html
+import os
+import shutil
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from .theme import ChartError
+
+__all__ = ["export", "report"]
+
+
+_SERVER_LOCK = threading.Lock()
+_SERVER_STARTED = False
+STATIC_FORMATS = ("png", "svg", "pdf")
+
+
+def _chromium() -> str | None:
+    for name in (os.environ.get("BROWSER_PATH"), "chromium", "chromium-browser", "google-chrome"):
+        if name and (shutil.which(name) or Path(name).exists()):
+            return shutil.which(name) or name
+    return None
+
+
+def _ensure_server() -> None:
+    """Start kaleido's browser once per process; later images reuse it (~0.15 s each)."""
+    global _SERVER_STARTED
+    with _SERVER_LOCK:
+        if _SERVER_STARTED:
+            return
+        browser = _chromium()
+        if browser is None:
+            raise ChartError(
+                "PNG/SVG/PDF export needs Chromium and none was found: install it "
+                "(apt-get install chromium) or set BROWSER_PATH; HTML export works without it"
+            )
+        os.environ.setdefault("BROWSER_PATH", browser)
+        import kaleido
+
+        kaleido.start_sync_server(mathjax=False, silence_warnings=True)
+        _SERVER_STARTED = True
+        atexit.register(_stop_server)
+
+
+def _stop_server() -> None:
+    global _SERVER_STARTED
+    with _SERVER_LOCK:
+        if _SERVER_STARTED:
+            import kaleido
+
+            kaleido.stop_sync_server(silence_warnings=True)
+            _SERVER_STARTED = False
+
+
+def export(
+    fig: go.Figure,
+    path: str | os.PathLike,
+    *,
+    format: str | None = None,
+    width: int = 1000,
+    height: int | None = None,
+    scale: float = 2.0,
+) -> Path:
+    """Write ``fig`` as PNG, SVG, PDF or self-contained offline HTML (by suffix or ``format``).
+
+    >>> export(fig, "rejections.png")                                   # doctest: +SKIP
+    PosixPath('rejections.png')
+    """
+    p = Path(path)
+    fmt = (format or p.suffix.lstrip(".")).lower()
+    if fmt in ("htm", "html"):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fig.write_html(p, include_plotlyjs=True, full_html=True, config={"displaylogo": False})
+        return p
+    if fmt not in STATIC_FORMATS:
+        raise ChartError(
+            f"cannot export {p.name!r}: use a .png, .svg, .pdf or .html name (or format=)"
+        )
+    _ensure_server()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    height = height or int(fig.layout.height or 450)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "kopts is ignored when using a server"
+        fig.write_image(
+            p, format=fmt, width=width, height=height, scale=scale if fmt == "png" else 1
+        )
+    return p
+
+
+def report(
+    items: Sequence,
+    path: str | os.PathLike,
+    *,
+    title: str = "Lead-events report",
+    subtitle: str | None = None,
+) -> Path:
+    """One self-contained HTML page of figures, tables (DataFrames) and text, in order.
+
+    ``items`` holds Figures, DataFrames, strings (paragraphs) or ``(heading, item)``
+    pairs. plotly.js is embedded once, so the file opens offline.
+
+    >>> report([("Rejections", fig), df], "weekly.html")                 # doctest: +SKIP
+    """
+    p = Path(path)
+    parts: list[str] = []
+    first_fig = True
+    for item in items:
+        heading = None
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            heading, item = item
+        if heading:
+            parts.append(f"<h2>{html.escape(heading)}</h2>")
+        if isinstance(item, go.Figure):
+            parts.append(
+                item.to_html(
+                    full_html=False, include_plotlyjs=first_fig, config={"displaylogo": False}
+                )
+            )
+            first_fig = False
+        elif isinstance(item, pd.DataFrame):
+            parts.append(
+                item.to_html(
+                    index=False,
+                    classes="table",
+                    border=0,
+                    na_rep="",
+                    float_format=lambda x: f"{x:,.4g}",
+                )
+            )
+        elif isinstance(item, str):
+            parts.append(f"<p>{html.escape(item)}</p>")
+        else:
+            raise ChartError(
+                f"report() takes Figures, DataFrames, text or (heading, item) pairs, not {type(item).__name__}"
+            )
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    page = _PAGE.format(
+        title=html.escape(title),
+        subtitle=html.escape(subtitle) if subtitle else f"Generated {stamp}",
+        body="\n".join(parts),
+    )
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(page, encoding="utf-8")
+    return p
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: Inter, 'Helvetica Neue', Arial, sans-serif; color: #263238; margin: 2rem auto;
+       max-width: 1100px; padding: 0 1rem; }}
+h1 {{ font-size: 1.6rem; margin-bottom: .2rem; }} .sub {{ color: #78909C; margin-top: 0; }}
+h2 {{ font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ECEFF1; padding-bottom: .3rem; }}
+table.table {{ border-collapse: collapse; font-size: .85rem; margin: .5rem 0 1rem; }}
+table.table th, table.table td {{ padding: .3rem .7rem; border-bottom: 1px solid #ECEFF1; text-align: right; }}
+table.table th {{ background: #F5F7F8; }} table.table td:first-child, table.table th:first-child {{ text-align: left; }}
+</style></head>
+<body><h1>{title}</h1><p class="sub">{subtitle}</p>
+{body}
+</body></html>
+"""

@@ -1,0 +1,100 @@
+"""The workbench's look: one plotly template, colours for outcomes, and the small
+helpers every figure builder shares (a titled empty figure, column checks, labels).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from ..errors import WorkbenchError
+
+__all__ = [
+    "OUTCOME_COLORS",
+    "PALETTE",
+    "TEMPLATE",
+    "ChartError",
+    "require",
+    "figure",
+    "empty",
+    "pct",
+    "short",
+]
+
+OUTCOME_COLORS = {
+    "success": "#2E7D32",
+    "failure": "#C62828",
+    "error": "#EF6C00",
+    "skipped": "#9E9E9E",
+}
+PALETTE = ["#1565C0", "#6A1B9A", "#00838F", "#AD1457", "#558B2F", "#4E342E", "#283593", "#00695C"]
+_FONT = "Inter, 'Helvetica Neue', Arial, sans-serif"
+
+TEMPLATE = go.layout.Template(
+    layout=go.Layout(
+        font=dict(family=_FONT, size=13, color="#263238"),
+        title=dict(font=dict(size=17), x=0.01, xanchor="left"),
+        colorway=PALETTE,
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        margin=dict(l=70, r=30, t=60, b=55),
+        xaxis=dict(
+            gridcolor="#ECEFF1", zerolinecolor="#CFD8DC", linecolor="#B0BEC5", ticks="outside"
+        ),
+        yaxis=dict(
+            gridcolor="#ECEFF1",
+            zerolinecolor="#CFD8DC",
+            linecolor="#B0BEC5",
+            ticks="outside",
+            automargin=True,
+        ),
+        legend=dict(bgcolor="rgba(255,255,255,0.8)", bordercolor="#ECEFF1", borderwidth=1),
+        hoverlabel=dict(font=dict(family=_FONT, size=12)),
+    )
+)
+pio.templates["workbench"] = TEMPLATE
+
+
+class ChartError(WorkbenchError, ValueError):
+    """A chart asked of data that cannot make it (missing columns, unknown format)."""
+
+
+def require(df: pd.DataFrame, columns: Iterable[str], chart: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ChartError(
+            f"{chart} needs columns {', '.join(missing)}; the data has {', '.join(map(str, df.columns))}"
+        )
+
+
+def figure(title: str, **layout) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(template=TEMPLATE, title=title, **layout)
+    return fig
+
+
+def empty(fig: go.Figure, message: str) -> go.Figure:
+    fig.add_annotation(
+        text=message,
+        showarrow=False,
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
+        font=dict(size=14, color="#78909C"),
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def pct(x) -> str:
+    return "" if pd.isna(x) else f"{x:.0%}"
+
+
+def short(text, limit: int = 48) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
