@@ -24,7 +24,7 @@ __all__ = [
 
 #: How each part column merges with another part of the same lead.
 PART_MERGE = {
-    "flow_id": "any_value",
+    "flow_id": "min",
     "source": "max",
     "source_id": "max",
     "submitted_at": "min",
@@ -107,12 +107,13 @@ SELECT {_SUMMARY_COLUMNS} FROM (
 
 
 # The summary part of the events of one batch (``batch`` groups them), from typed
-# columns; JSON is read only for the few events that carry the final outcome.
+# columns; JSON is read only for the few events that carry the final outcome. Ties in
+# time are broken by seq, so the same events always give the same part.
 _PART_AGGREGATES = """
     lead_id,
-    any_value(flow_id) AS flow_id,
-    arg_min(entity_name, timestamp) FILTER (WHERE starts_with(type, 'source.')) AS source,
-    arg_min(entity_id, timestamp) FILTER (WHERE starts_with(type, 'source.')) AS source_id,
+    arg_min(flow_id, seq) AS flow_id,
+    arg_min(entity_name, (timestamp, seq)) FILTER (WHERE starts_with(type, 'source.')) AS source,
+    arg_min(entity_id, (timestamp, seq)) FILTER (WHERE starts_with(type, 'source.')) AS source_id,
     min(timestamp) FILTER (WHERE type = 'source.submitted') AS submitted_at,
     min(timestamp) AS first_ts,
     max(timestamp) AS last_ts,
@@ -126,8 +127,8 @@ _PART_AGGREGATES = """
     bool_or(feedback = 'conversion') AS converted,
     bool_or(feedback = 'return') AS returned,
     bool_or(type = 'flow.completed') AS completed,
-    arg_max(final_outcome, timestamp) FILTER (WHERE type = 'flow.completed') AS final_outcome,
-    arg_max(entity_name, timestamp)
+    arg_max(final_outcome, (timestamp, seq)) FILTER (WHERE type = 'flow.completed') AS final_outcome,
+    arg_max(entity_name, (timestamp, seq))
         FILTER (WHERE type = 'recipient.delivered' AND outcome = 'success') AS recipient,
     sum(cost) FILTER (WHERE starts_with(type, 'source.')) AS lead_cost,
     sum(cost) FILTER (WHERE starts_with(type, 'enhancement.')) AS enhancement_cost,
