@@ -645,11 +645,18 @@ def _convert(t: IncidentType, p: Param, value, flow: Flow):
 
 
 def resolve(
-    items: Iterable, flow: Flow, run_start: dt.datetime, run_end: dt.datetime, run_id: str
+    items: Iterable,
+    flow: Flow,
+    run_start: dt.datetime,
+    run_end: dt.datetime,
+    run_id: str,
+    *,
+    first: int = 0,
 ) -> tuple[Incident, ...]:
-    """Bind incident specs to ``flow`` and the run window; every value is checked."""
+    """Bind incident specs to ``flow`` and the run window; every value is checked.
+    ``first`` numbers them after the run's incidents so far (a live stream's)."""
     out = []
-    for k, item in enumerate(items or ()):
+    for k, item in enumerate(items or (), start=first):
         spec = as_spec(item)
         t = _type(spec.name)
         known = {p.name for p in t.params} | {"start", "duration"}

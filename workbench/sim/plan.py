@@ -53,7 +53,7 @@ class Plan:
 
     def __init__(self, flow: Flow, incidents, start_ms: int, end_ms: int):
         self.flow = flow
-        self.incidents = incidents
+        self.incidents = tuple(incidents)
         self.start_ms = start_ms
         self.end_ms = end_ms
         self.hour0 = start_ms - start_ms % HOUR
@@ -108,6 +108,16 @@ class Plan:
         # what each incident does, as its type declares it (see incidents.Effect)
         self.effects = [
             (k, inc, effect)
+            for k, inc in enumerate(incidents)
+            for effect in INCIDENT_TYPES[inc.name].effects
+        ]
+
+    def add_incidents(self, incidents) -> None:
+        """Incidents started while a stream runs: they act on the chunks run after."""
+        first = len(self.incidents)
+        self.incidents = (*self.incidents, *incidents)
+        self.effects += [
+            (first + k, inc, effect)
             for k, inc in enumerate(incidents)
             for effect in INCIDENT_TYPES[inc.name].effects
         ]

@@ -124,6 +124,7 @@ class FlowRunner:
         seed: int = 0,
         incidents: Iterable = (),
         batch_leads: int = 8_000,
+        arrivals_end=None,
     ):
         self.flow = flow if isinstance(flow, Flow) else load_flow(flow)
         if isinstance(leads, bool) or not isinstance(leads, (int, np.integer)) or leads < 0:
@@ -140,27 +141,53 @@ class FlowRunner:
         else:
             end = _utc(end, "end") if end is not None else _utc(dt.datetime.now(dt.UTC), "end")
             start = end - dt.timedelta(days=days or 7)
-        if end <= start + dt.timedelta(milliseconds=2 * _TAIL_MS):
-            raise ValueError(f"the run from {start} to {end} is too short; give at least an hour")
+        if arrivals_end is None:
+            if end <= start + dt.timedelta(milliseconds=2 * _TAIL_MS):
+                raise ValueError(
+                    f"the run from {start} to {end} is too short; give at least an hour"
+                )
+            self.arrivals_end = end - dt.timedelta(milliseconds=_TAIL_MS)
+        else:
+            # a live stream's slice: leads arrive in [start, arrivals_end), their later
+            # events (feedback days later) run on to ``end``
+            self.arrivals_end = _utc(arrivals_end, "arrivals_end")
+            if not start < self.arrivals_end <= end - dt.timedelta(milliseconds=_TAIL_MS):
+                raise ValueError(
+                    f"arrivals_end={self.arrivals_end} must be after start={start} and at "
+                    f"least {_TAIL_MS // 60_000} minutes before end={end}"
+                )
         self.start, self.end = start, end
         self.leads = int(leads)
         self.seed = int(seed)
         self.batch_leads = int(batch_leads)
         specs = [as_spec(i) for i in (incidents or ())]
-        key = json.dumps(
-            [self.flow.id, self.seed, self.leads, _ms(start), _ms(end), [s.text() for s in specs]]
-        )
+        parts = [
+            self.flow.id,
+            self.seed,
+            self.leads,
+            _ms(start),
+            _ms(end),
+            [s.text() for s in specs],
+        ]
+        if arrivals_end is not None:
+            parts.append(_ms(self.arrivals_end))
+        key = json.dumps(parts)
         self.run_id = "run_" + _b62(hashlib.sha256(key.encode()).digest(), 12)
-        self.incidents = resolve(specs, self.flow, start, end, self.run_id)
-        self.plan = Plan(self.flow, self.incidents, _ms(start), _ms(end))
+        incidents = resolve(specs, self.flow, start, end, self.run_id)
+        self.plan = Plan(self.flow, incidents, _ms(start), _ms(end))
         self._report: RunReport | None = None
+
+    @property
+    def incidents(self) -> tuple[Incident, ...]:
+        """The run's incidents, resolved against its flow and window."""
+        return self.plan.incidents
 
     # ------------------------------------------------------------------ arrivals
 
     def _buckets(self):
         """Clock-hour buckets of the arrival window with each source's intensity."""
         flow, plan = self.flow, self.plan
-        a0, a1 = plan.start_ms, plan.end_ms - _TAIL_MS
+        a0, a1 = plan.start_ms, _ms(self.arrivals_end)
         edges = [a0]
         t = a0 - a0 % HOUR + HOUR
         while t < a1:
@@ -176,24 +203,10 @@ class FlowRunner:
         curve = np.array(flow.hourly)[hour] * np.array(flow.weekly)[wday] * width
         lam = []
         for s in flow.sources:
-            base = curve.copy()
-            if s.schedule is not None:
-                sl = plan.local(mid, s.schedule.timezone)
-                minute = (sl // 60_000) % 1440
-                wd = ((sl // DAY) + 3) % 7
-                base *= (
-                    np.isin(wd, s.schedule.days)
-                    & (minute >= s.schedule.start_minute)
-                    & (minute < s.schedule.end_minute)
-                )
+            base = curve * in_schedule(plan, s, mid)
             total = base.sum()
             lam.append(s.share * base / total if total > 0 else base * 0)
-        lam = np.array(lam)
-        for _, inc, effect in plan.acting(MoreLeads):
-            si = [s.name for s in flow.sources].index(inc.parameters[effect.target])
-            w = plan.window(inc, mid)
-            lam[si] = np.where(w, lam[si] * inc.parameters[effect.factor], lam[si])
-        return edges, lam
+        return edges, more_leads(plan, np.array(lam), mid)
 
     def _arrivals(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(times, sources) of every lead, in time order, in pieces of <= batch_leads."""
@@ -238,10 +251,8 @@ class FlowRunner:
         """
         t_begin = time.perf_counter()
         plan = self.plan
-        ent_ids = pa.array(plan.entity_ids, pa.string())
-        step_ids = pa.array(plan.step_ids, pa.string())
-        counts = np.zeros(len(TYPES), dtype=np.int64)
-        touched: dict[int, list] = {}
+        self._counts = np.zeros(len(TYPES), dtype=np.int64)
+        self._touched = {}
         pending: list[tuple[pa.Table, np.ndarray]] = []  # events not yet due, each sorted
         out: list[pa.Table] = []
         out_rows = 0
@@ -252,15 +263,7 @@ class FlowRunner:
         while nxt is not None:
             t_arr, src = nxt
             nxt = next(chunks, None)
-            rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(1, k)))
-            ch = Chunk(plan, rng, t_arr, src)
-            stages.run(ch)
-            ev = ch.sources(ent_ids, step_ids)
-            counts += np.bincount(ev["types"], minlength=len(TYPES))
-            for inc_k, parts in ch.touched.items():
-                ids = ch.lead_ids.take(pa.array(np.concatenate(parts)))
-                touched.setdefault(inc_k, []).append(ids)
-            del ch
+            ev = self.chunk_events(k, t_arr, src)
             # a later chunk's leads arrive no earlier than its first arrival: every
             # event before that moment can go out now
             mark = int(nxt[0][0]) if nxt is not None else plan.end_ms + 1
@@ -283,13 +286,42 @@ class FlowRunner:
             pa.default_memory_pool().release_unused()
         if pending:  # pragma: no cover - the last mark is past every event
             raise RuntimeError("internal error: events left after the run's end")
-        seconds = time.perf_counter() - t_begin
+        self._report = self.make_report(n_events, time.perf_counter() - t_begin)
+
+    def chunk_events(self, k: int, t_arr: np.ndarray, src: np.ndarray) -> dict:
+        """Run chunk ``k`` (leads arriving at times ``t_arr`` from sources ``src``)
+        through the flow; returns its events as ``Chunk.sources`` gives them. The
+        counts per type and the leads each incident changed add up on the runner."""
+        if not hasattr(self, "_counts"):
+            self._counts = np.zeros(len(TYPES), dtype=np.int64)
+            self._touched = {}
+        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(1, k)))
+        ch = Chunk(self.plan, rng, t_arr, src)
+        stages.run(ch)
+        ev = ch.sources(
+            pa.array(self.plan.entity_ids, pa.string()), pa.array(self.plan.step_ids, pa.string())
+        )
+        self._counts += np.bincount(ev["types"], minlength=len(TYPES))
+        for inc_k, parts in ch.touched.items():
+            ids = ch.lead_ids.take(pa.array(np.concatenate(parts)))
+            self._touched.setdefault(inc_k, []).append(ids)
+        return ev
+
+    def chunk_table(self, k: int, t_arr: np.ndarray, src: np.ndarray) -> pa.Table:
+        """Chunk ``k``'s events (see :meth:`chunk_events`) as one table in time order."""
+        table, _ = _gather(self.chunk_events(k, t_arr, src), [], 1 << 62, self.flow.id)
+        return table
+
+    def make_report(self, n_events: int, seconds: float, **changes) -> RunReport:
+        """The report of what the chunks run so far produced."""
+        counts = getattr(self, "_counts", np.zeros(len(TYPES), dtype=np.int64))
+        touched = getattr(self, "_touched", {})
         incident_leads = {}
         for inc_k, inc in enumerate(self.incidents):
             arrs = touched.get(inc_k, [])
             ids = pa.concat_arrays(arrs).to_pylist() if arrs else []
             incident_leads[inc.incident_id] = tuple(dict.fromkeys(ids))
-        self._report = RunReport(
+        fields = dict(
             run_id=self.run_id,
             flow_id=self.flow.id,
             seed=self.seed,
@@ -303,6 +335,7 @@ class FlowRunner:
             events_per_second=n_events / seconds if seconds else 0.0,
             incident_leads=incident_leads,
         )
+        return RunReport(**{**fields, **changes})
 
     def report(self) -> RunReport:
         """The report of the run (after ``tables()`` was consumed)."""
@@ -318,6 +351,28 @@ class FlowRunner:
             df = store.sql("SELECT incident_id FROM incidents WHERE run_id = ?", [self.run_id])
             known = set(df["incident_id"])
         store.record_incidents(i.record() for i in self.incidents if i.incident_id not in known)
+
+
+def in_schedule(plan: Plan, source, t: np.ndarray) -> np.ndarray:
+    """1.0 where ``source`` sends leads at times ``t`` (its schedule, if any), else 0.0."""
+    if source.schedule is None:
+        return np.ones(len(t))
+    sl = plan.local(t, source.schedule.timezone)
+    minute = (sl // 60_000) % 1440
+    wd = ((sl // DAY) + 3) % 7
+    sched = source.schedule
+    on = np.isin(wd, sched.days) & (minute >= sched.start_minute) & (minute < sched.end_minute)
+    return on.astype(float)
+
+
+def more_leads(plan: Plan, lam: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Source intensities ``lam`` (sources x times ``t``) raised by volume incidents."""
+    names = [s.name for s in plan.flow.sources]
+    for _, inc, effect in plan.acting(MoreLeads):
+        si = names.index(inc.parameters[effect.target])
+        w = plan.window(inc, t)
+        lam[si] = np.where(w, lam[si] * inc.parameters[effect.factor], lam[si])
+    return lam
 
 
 def _split(pending, mark: int):
