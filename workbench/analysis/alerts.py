@@ -22,7 +22,18 @@ import pandas as pd
 
 from ..timeutil import as_utc as _as_utc
 
-__all__ = ["Rule", "Alert", "DEFAULT_RULES", "evaluate", "alerts", "check_latest"]
+__all__ = [
+    "Rule",
+    "Alert",
+    "DEFAULT_RULES",
+    "SEVERITIES",
+    "evaluate",
+    "alerts",
+    "check_latest",
+    "evidence",
+    "evidence_filters",
+    "shown",
+]
 
 BUCKET = dt.timedelta(minutes=15)
 
@@ -43,6 +54,11 @@ class Rule:
     team: str = "operations"
     include: str = ""
     actions: tuple[str, ...] = ()
+
+    @property
+    def is_rate(self) -> bool:
+        """Whether the metric is a share (shown as a percentage) rather than milliseconds."""
+        return self.metric != "avg_duration_ms"
 
     def fires(self, value: float) -> bool:
         return value > self.threshold if self.op == ">" else value < self.threshold
@@ -261,6 +277,15 @@ def evaluate(
     return df.sort_values(["window_start", "rule", "subject"]).reset_index(drop=True)
 
 
+#: Severities, worst first: how far past its threshold an alert peaked.
+SEVERITIES = ("critical", "high", "warning")
+
+
+def shown(rule: Rule, value: float) -> str:
+    """A metric value as people read it: ``41%`` for shares, ``2,067 ms`` for durations."""
+    return f"{value:.0%}" if rule.is_rate else f"{value:,.0f} ms"
+
+
 @dataclass(frozen=True, eq=False)
 class Alert:
     """A rule firing for a subject over one stretch of time, with what to do about it."""
@@ -281,15 +306,25 @@ class Alert:
         )
 
     @property
+    def severity(self) -> str:
+        """``critical`` when the peak is at least half the threshold beyond it (a 30%
+        rule peaking at 45% or more; a 70% rule sinking to 35% or less), ``high`` at a
+        fifth beyond it, else ``warning``."""
+        t = self.rule.threshold
+        if t == 0:
+            return "critical"
+        beyond = self.peak / t - 1 if self.rule.op == ">" else 1 - self.peak / t
+        return "critical" if beyond >= 0.5 else "high" if beyond >= 0.2 else "warning"
+
+    @property
     def message(self) -> str:
         what = (
             self.rule.description.replace("a step", self.subject)
             .replace("Source", self.subject)
             .replace("Buyer", self.subject)
         )
-        shown = f"{self.peak:.0%}" if self.rule.threshold < 1 else f"{self.peak:,.0f} ms"
         return (
-            f"[{self.rule.team}] {what}: peaked at {shown} between "
+            f"[{self.rule.team}] {what}: peaked at {shown(self.rule, self.peak)} between "
             f"{self.started:%Y-%m-%d %H:%M} and {self.ended:%Y-%m-%d %H:%M} UTC"
         )
 
@@ -340,6 +375,27 @@ def check_latest(session, rules=DEFAULT_RULES, *, now=None) -> list[Alert]:
     return [a for a in alerts(session, rules, since=end - longest, until=end) if a.ended >= end]
 
 
+def evidence_filters(alert: Alert) -> dict:
+    """The events behind ``alert`` as explorer filters (``analysis.explore.filters``):
+    its time span, and the events its rule counts for its subject.
+
+    >>> filters = evidence_filters(fired[0])                            # doctest: +SKIP
+    >>> EventExplorer(session, **filters)                               # doctest: +SKIP
+    """
+    by_metric = {
+        "rejection_rate": dict(types=("source.rejected", "filter.failed"), outcomes=("failure",)),
+        "avg_duration_ms": {},
+        "source_rejection_rate": dict(types=("source.rejected",)),
+        "acceptance_rate": dict(types=("recipient.failed",)),
+    }
+    out = dict(by_metric.get(alert.rule.metric, {}))
+    group = "source" if alert.rule.metric == "source_rejection_rate" else alert.rule.group_by
+    by_subject = {"step_name": "steps", "recipient": "entities", "source": "sources"}
+    if group in by_subject:
+        out[by_subject[group]] = (alert.subject,)
+    return {"since": alert.started.to_pydatetime(), "until": alert.ended.to_pydatetime(), **out}
+
+
 _EVIDENCE = {
     "rejection_rate": """
 SELECT e.type AS stage, coalesce(e.rejection_reason, 'unknown') AS rejection_reason, COUNT(*) AS rejections
@@ -373,6 +429,12 @@ WHERE e.timestamp >= $since AND e.timestamp < $until AND e.entity_name = $subjec
 GROUP BY 1 ORDER BY rejections DESC LIMIT 5
 """,
 }
+
+
+def evidence(session, alert: Alert) -> pd.DataFrame:
+    """What ``alert``'s rule includes (top rejection reasons, the slow step's details,
+    example leads) over the alert's span, read now."""
+    return _evidence(session, alert.rule, alert.subject, alert.started, alert.ended)
 
 
 def _evidence(session, rule: Rule, subject, start, end) -> pd.DataFrame:
