@@ -148,3 +148,79 @@ def test_committed_notebook_outputs_hold_no_raw_pii(notebook):
         else:
             leaked = {v for v in values if v in text}
         assert not leaked, f"{notebook} shows raw {kind}: {sorted(leaked)[:3]}"
+
+
+# --------------------------------------------------------------------------- widgets
+
+
+def widget_state_text(since: set) -> str:
+    """Every widget created after ``since`` (model ids), as the browser would get it:
+    each synced trait (text, HTML, table cells, options, tooltips, figure JSON), but
+    the front-end code anywidgets ship (plotly.js: library literals, the same for all)."""
+    from ipywidgets.widgets.widget import _instances
+
+    states = [
+        {k: v for k, v in w.get_state().items() if k not in ("_esm", "_css")}
+        for key, w in list(_instances.items())
+        if key not in since
+    ]
+    return json.dumps(states, default=str)
+
+
+@settings(
+    max_examples=3,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(p=pii_records(), spouse=pii_records())
+def test_widgets_hold_no_raw_pii_after_a_session_of_clicks(store, p, spouse):
+    from ipywidgets.widgets.widget import _instances
+
+    from workbench.widgets import AlertMonitor, Dashboard, EventExplorer, LeadTimeline, LiveFeed
+
+    lead = _id("lead_leakw")
+    at = T0 + dt.timedelta(days=30, hours=_N[0])
+    _N[0] += 1
+    assert store.append(lead_with_pii(p, lead, at, spouse)).stored == 6
+    before = set(_instances)
+    seen = []  # the widget state after every interaction: a leak may be overwritten later
+
+    def look():
+        seen.append(widget_state_text(before))
+
+    with workbench.connect(store, user="tess", role="trainee") as tess:
+        view = LeadTimeline(tess)
+        view.search.value = p.email  # typed in the search box and submitted
+        assert view.lead_id == lead or lead in view.matches.options
+        view.show(lead)
+        look()
+        for typed in (p.phone_formatted, p.full_name, "someone.else.entirely@example.net"):
+            view.find(typed)
+            look()
+        view.show(lead)
+        for seq in view.timeline.seq:
+            view.select(int(seq))
+            look()
+        explorer = EventExplorer(tess, leads=[lead])
+        explorer.field.value = f"email = {p.email}"  # typed as a filter
+        look()
+        explorer.set_filters(where={"first_name": p.first_name})
+        look()
+        explorer.set_filters(where=(), since=at - dt.timedelta(hours=1))
+        explorer.table.selected = 0
+        explorer.compare()
+        look()
+        board = Dashboard(tess, since=at - dt.timedelta(days=1), until=at + dt.timedelta(days=1))
+        board.set_sources([board.source_picker.options[0]] if board.source_picker.options else [])
+        look()
+        monitor = AlertMonitor(
+            tess, since=at - dt.timedelta(days=1), until=at + dt.timedelta(hours=1)
+        )
+        if monitor.alerts:
+            monitor.table.selected = 0
+        LiveFeed(tess).refresh()
+        look()
+    text = "\n".join(seen)
+    assert lead in text  # the walk saw the lead's widgets
+    assert_no_pii(text, [p, spouse], "widget state")
