@@ -9,7 +9,7 @@ PORT   ?= 8888
 ROOT   := $(if $(filter 0,$(shell id -u)),--allow-root)
 LAB_ARGS ?=
 
-.PHONY: lab test sample lint format bench clean
+.PHONY: lab test sample browser lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,11 +29,15 @@ $(SAMPLE): $(STAMP) $(wildcard sample_data/*)
 
 sample: $(SAMPLE)
 
-lab: $(STAMP) $(SAMPLE)
+# chart export and the browser tests need a Chromium: find one, or provide one
+browser: $(STAMP)
+	@scripts/ensure-browser $(BIN)/python
+
+lab: $(STAMP) $(SAMPLE) browser
 	WORKBENCH_SAMPLE_STORE=$(CURDIR)/$(SAMPLE) $(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) \
 	    --ServerApp.root_dir=$(CURDIR)/notebooks --LabApp.default_url=/lab/tree/00_start_here.ipynb $(ROOT) $(LAB_ARGS)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check workbench tests bench
 	$(BIN)/ruff format --check workbench tests bench
 	$(BIN)/python -m pytest

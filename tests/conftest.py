@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import os
 from dataclasses import dataclass
 
 import pandas as pd
@@ -125,3 +126,20 @@ def clean_week():
     week = _simulate_week(runner)
     yield week
     week.store.close()
+
+
+# --------------------------------------------------------------------------- a browser
+
+
+@pytest.fixture(scope="session")
+def browser() -> str:
+    """The Chromium for static export and the browser tests. Without one the test is
+    skipped, saying why, unless WORKBENCH_REQUIRE_BROWSER is set (CI), where it fails."""
+    from workbench.charts.export import browser_problem, find_browser
+
+    problem = browser_problem()
+    if problem:
+        if os.environ.get("WORKBENCH_REQUIRE_BROWSER"):
+            pytest.fail(f"WORKBENCH_REQUIRE_BROWSER is set: {problem}")
+        pytest.skip(problem)
+    return find_browser()

@@ -41,11 +41,58 @@ def test_timeline_swimlanes(timeline):
     assert sum(len(b.x) for b in bars) == len(timeline) - 1  # flow.completed is a diamond
     assert {b.name for b in bars} == {"success"}
     assert bars[0].marker.color == charts.OUTCOME_COLORS["success"]
-    assert any("feedback" in a.text and "3.0 h later" in a.text for a in fig.layout.annotations)
+    # the feedback three hours later sits after a break labelled with the wait, not at
+    # a fake millisecond offset inside the flow
+    assert "+3.0 h" in fig.layout.xaxis.ticktext
+    xs = {  # a bar starts at its base and is as long as its x
+        h.split("</b>")[0][3:]: x for b in bars for h, x in zip(b.hovertext, b.base, strict=True)
+    }
+    flow_end = max(x for t, x in xs.items() if t != "feedback.received")
+    assert xs["feedback.received"] > flow_end
+    assert any("3.0 h after the lead arrived" in h for b in bars for h in b.hovertext)
     hover = " ".join(h for b in bars for h in b.hovertext)
     assert "recipient.delivered" in hover and "duration:" in hover
     diamond = [t for t in fig.data if isinstance(t, go.Scatter)][0]
     assert diamond.marker.symbol == "diamond"
+
+
+def test_late_events_stand_side_by_side_and_failures_say_why(store):
+    events = lead_events("lead_B", T0, delivered=False)
+    later = lead_events("lead_B", T0 + dt.timedelta(days=2))[0]
+    for k in range(3):  # three feedback events in the same second, days later
+        events.append(
+            dict(
+                later,
+                event_id=f"evt_fb_{k}",
+                type="feedback.received",
+                timestamp=(T0 + dt.timedelta(days=2, milliseconds=k)).isoformat(),
+                metadata={
+                    "feedback_type": "return",
+                    "status": "returned",
+                    "reason": "Disconnected number",
+                    "quality_metrics": {},
+                    "original_lead_id": "b-2",
+                },
+            )
+        )
+    store.append(events)
+    tl = store.timeline("lead_B")
+    fig = charts.timeline_figure(tl)
+    bars = [t for t in fig.data if isinstance(t, go.Bar)]
+    late = sorted(
+        (x, w)
+        for b in bars
+        for x, w, h in zip(b.base, b.x, b.hovertext, strict=True)
+        if "days after" in h
+    )
+    assert len(late) == 3
+    for (x0, w0), (x1, _) in zip(late, late[1:], strict=False):
+        assert x0 + w0 <= x1, "late events overlap"
+    assert any(t.startswith("+2.0 days") for t in fig.layout.xaxis.ticktext)
+    failed = tl[tl.outcome == "failure"]
+    labels = " ".join(a.text for a in fig.layout.annotations)
+    for reason in failed.rejection_reason.dropna().unique():
+        assert reason in labels
 
 
 def test_timeline_of_nothing_says_so():
@@ -175,7 +222,7 @@ def test_rejection_bars_by_source_stack():
 
 
 @pytest.mark.parametrize("suffix, magic", [("png", b"\x89PNG"), ("svg", b"<svg"), ("pdf", b"%PDF")])
-def test_static_export(tmp_path, suffix, magic):
+def test_static_export(tmp_path, suffix, magic, browser):
     fig = charts.rejection_bars(FRAMES["rejection_bars"])
     path = charts.export(fig, tmp_path / f"chart.{suffix}")
     head = path.read_bytes()[:200]

@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 
 from .theme import ChartError
 
-__all__ = ["export", "report"]
+__all__ = ["export", "report", "find_browser", "browser_problem"]
 
 
 _SERVER_LOCK = threading.Lock()
@@ -28,10 +28,29 @@ _SERVER_STARTED = False
 STATIC_FORMATS = ("png", "svg", "pdf")
 
 
-def _chromium() -> str | None:
+def find_browser() -> str | None:
+    """The Chromium that PNG/SVG/PDF export (and the browser tests) use: ``BROWSER_PATH``,
+    else the system's chromium or chrome, else the Chrome kaleido downloaded
+    (``kaleido_get_chrome``); None when there is none."""
     for name in (os.environ.get("BROWSER_PATH"), "chromium", "chromium-browser", "google-chrome"):
-        if name and (shutil.which(name) or Path(name).exists()):
+        if name and (shutil.which(name) or Path(name).is_file()):
             return shutil.which(name) or name
+    try:
+        from choreographer.browsers.chromium import Chromium
+
+        return Chromium.find_browser(skip_local=False)
+    except Exception:  # noqa: BLE001 - kaleido's finder missing or broken: no browser
+        return None
+
+
+def browser_problem() -> str | None:
+    """Why static export cannot run here (None when it can)."""
+    if find_browser() is None:
+        return (
+            "PNG/SVG/PDF export needs Chromium and none was found: install it "
+            "(apt-get install chromium, or `kaleido_get_chrome` for kaleido's own Chrome) "
+            "or set BROWSER_PATH; HTML export works without it"
+        )
     return None
 
 
@@ -41,12 +60,9 @@ def _ensure_server() -> None:
     with _SERVER_LOCK:
         if _SERVER_STARTED:
             return
-        browser = _chromium()
+        browser = find_browser()
         if browser is None:
-            raise ChartError(
-                "PNG/SVG/PDF export needs Chromium and none was found: install it "
-                "(apt-get install chromium) or set BROWSER_PATH; HTML export works without it"
-            )
+            raise ChartError(browser_problem())
         os.environ.setdefault("BROWSER_PATH", browser)
         import kaleido
 
