@@ -143,3 +143,23 @@ def browser() -> str:
             pytest.fail(f"WORKBENCH_REQUIRE_BROWSER is set: {problem}")
         pytest.skip(problem)
     return find_browser()
+
+
+# --------------------------------------------------------------------------- widget traffic
+
+
+@pytest.fixture
+def widget_messages(monkeypatch) -> list[dict]:
+    """Every message widgets send towards a browser during the test (state updates,
+    figure traces), recorded as the kernel would send them."""
+    from ipywidgets.widgets.widget import Widget
+
+    sent: list[dict] = []
+    send = Widget._send
+
+    def record(self, msg, buffers=None):
+        sent.append(msg)
+        return send(self, msg, buffers)
+
+    monkeypatch.setattr(Widget, "_send", record)
+    return sent

@@ -153,18 +153,27 @@ def test_committed_notebook_outputs_hold_no_raw_pii(notebook):
 # --------------------------------------------------------------------------- widgets
 
 
-def widget_state_text(since: set) -> str:
-    """Every widget created after ``since`` (model ids), as the browser would get it:
-    each synced trait (text, HTML, table cells, options, tooltips, figure JSON), but
-    the front-end code anywidgets ship (plotly.js: library literals, the same for all)."""
+def widget_state_text(since: set, messages: list) -> str:
+    """What a browser got from the widgets created after ``since`` (model ids): every
+    synced trait (text, HTML, table cells, options, tooltips) and every message sent
+    (figure traces travel as messages only), but the front-end code anywidgets ship
+    (plotly.js: library literals, the same for everyone)."""
     from ipywidgets.widgets.widget import _instances
+
+    def plain(o):
+        return o.tolist() if hasattr(o, "tolist") else str(o)
 
     states = [
         {k: v for k, v in w.get_state().items() if k not in ("_esm", "_css")}
         for key, w in list(_instances.items())
         if key not in since
     ]
-    return json.dumps(states, default=str)
+    sent = [  # an echo returns what the person typed to their own browser: not read
+        {k: v for k, v in m.get("state", {}).items() if k not in ("_esm", "_css")}
+        for m in messages
+        if m.get("method") != "echo_update"
+    ]
+    return json.dumps([states, sent], default=plain)
 
 
 @settings(
@@ -174,7 +183,7 @@ def widget_state_text(since: set) -> str:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(p=pii_records(), spouse=pii_records())
-def test_widgets_hold_no_raw_pii_after_a_session_of_clicks(store, p, spouse):
+def test_widgets_hold_no_raw_pii_after_a_session_of_clicks(store, widget_messages, p, spouse):
     from ipywidgets.widgets.widget import _instances
 
     from workbench.widgets import AlertMonitor, Dashboard, EventExplorer, LeadTimeline, LiveFeed
@@ -187,11 +196,13 @@ def test_widgets_hold_no_raw_pii_after_a_session_of_clicks(store, p, spouse):
     seen = []  # the widget state after every interaction: a leak may be overwritten later
 
     def look():
-        seen.append(widget_state_text(before))
+        seen.append(widget_state_text(before, widget_messages))
+        widget_messages.clear()
 
     with workbench.connect(store, user="tess", role="trainee") as tess:
         view = LeadTimeline(tess)
-        view.search.value = p.email  # typed in the search box and submitted
+        # typed in the search box: the browser sends the value, the kernel takes it
+        view.search.set_state({"value": p.email})
         assert view.lead_id == lead or lead in view.matches.options
         view.show(lead)
         look()
@@ -203,7 +214,7 @@ def test_widgets_hold_no_raw_pii_after_a_session_of_clicks(store, p, spouse):
             view.select(int(seq))
             look()
         explorer = EventExplorer(tess, leads=[lead])
-        explorer.field.value = f"email = {p.email}"  # typed as a filter
+        explorer.field.set_state({"value": f"email = {p.email}"})  # typed as a filter
         look()
         explorer.set_filters(where={"first_name": p.first_name})
         look()

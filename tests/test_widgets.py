@@ -31,6 +31,10 @@ def _click(trace, i: int) -> None:
     trace._dispatch_on_click(Points(point_inds=[i], trace_index=0), InputDeviceState())
 
 
+def _plain(o):
+    return o.tolist() if hasattr(o, "tolist") else str(o)
+
+
 def _bars(fig) -> list:
     return [t for t in fig.data if isinstance(t, go.Bar)]
 
@@ -355,3 +359,21 @@ def test_live_feed_shows_the_newest_events_and_rates(session):
     assert r.loc["source.submitted", "per_minute"] == pytest.approx(hour / 60)
     with pytest.raises(ValueError, match="n=0"):
         LiveFeed(session, n=0)
+
+
+def test_every_message_to_the_browser_is_valid_json(sample_week, session, widget_messages):
+    """A browser gets widget state and figure traces as JSON: NaN or infinity there
+    breaks the message (the kernel drops it and the chart stays empty), so gaps must
+    arrive as nulls."""
+    import json
+
+    lead = _lead(sample_week, "enhancement_outage")
+    LeadTimeline(session, lead)
+    EventExplorer(session)
+    Dashboard(session)
+    AlertMonitor(session)
+    LiveFeed(session)
+    assert any("_py2js_addTraces" in str(m.get("state", {}))[:40] for m in widget_messages)
+    for msg in widget_messages:
+        # as the kernel sends it: arrays as lists, then strict JSON
+        json.dumps(msg, allow_nan=False, default=_plain)

@@ -11,11 +11,21 @@ import math
 
 import anywidget
 import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
 import traitlets
 
 from ..access import Session
 
-__all__ = ["require_session", "cell", "frame_rows", "Table", "json_tree", "banner"]
+__all__ = [
+    "require_session",
+    "cell",
+    "frame_rows",
+    "Table",
+    "json_tree",
+    "banner",
+    "show_figure",
+]
 
 
 def require_session(session, widget: str) -> Session:
@@ -194,3 +204,13 @@ TREE_CSS = """
 def banner(text_html: str, kind: str = "") -> str:
     """A coloured box of (already escaped) HTML: ``kind`` is '', 'ok' or 'bad'."""
     return f"{TREE_CSS}<div class='wb-banner {kind}'>{text_html}</div>"
+
+
+def show_figure(widget: go.FigureWidget, fig: go.Figure) -> None:
+    """Show ``fig``'s traces and layout in ``widget``. Gaps (NaN) become JSON nulls on
+    the way, as plotly writes them to files: a widget's state must be valid JSON."""
+    clean = pio.from_json(fig.to_json(), skip_invalid=True)
+    with widget.batch_update():
+        widget.data = ()
+        widget.layout = clean.layout
+        widget.add_traces(clean.data)

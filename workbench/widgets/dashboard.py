@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 
 from .. import charts
 from ..analysis import analytics, business
-from ._base import TREE_CSS, Table, require_session
+from ._base import TREE_CSS, Table, require_session, show_figure
 from .explorer import EventExplorer
 
 __all__ = ["Dashboard"]
@@ -181,8 +181,8 @@ class Dashboard(w.VBox):
         self._figures["rejections"] = charts.rejection_bars(rej)
         hours = analytics.buyer_acceptance_by_hour(s, **self._window)
         self._figures["acceptance_by_hour"] = charts.hour_heatmap(hours)
-        _fill(self.rejections, self._figures["rejections"])
-        _fill(self.heatmap, self._figures["acceptance_by_hour"])
+        show_figure(self.rejections, self._figures["rejections"])
+        show_figure(self.heatmap, self._figures["acceptance_by_hour"])
 
     def drill_down(self, stage: str, source: str | None = None) -> EventExplorer:
         """Open the leads that dropped out before ``stage`` (accepted, delivered or
@@ -229,7 +229,7 @@ class Dashboard(w.VBox):
             data = data[data.source.isin(self._sources)]
         fig = charts.funnel_figure(data, by_source=by_source)
         self._figures["funnel"] = fig
-        _fill(self.funnel, fig)
+        show_figure(self.funnel, fig)
         for trace in self.funnel.data:
             trace.on_click(self._on_funnel_click)
 
@@ -276,11 +276,3 @@ class Dashboard(w.VBox):
             )
             return
         self.message.value = f"<span class='wb-muted'>wrote {len(paths)} files to {html.escape(str(paths[0].parent))}</span>"
-
-
-def _fill(widget: go.FigureWidget, fig: go.Figure) -> None:
-    """Show ``fig`` in ``widget`` (its traces and layout)."""
-    with widget.batch_update():
-        widget.data = ()
-        widget.layout = fig.layout
-        widget.add_traces(fig.data)

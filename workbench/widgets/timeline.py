@@ -19,7 +19,7 @@ from .. import charts
 from ..analysis import investigate
 from ..analysis.lead import LeadNotFoundError
 from ..analysis.snapshots import diff_snapshots_frame
-from ._base import TREE_CSS, Table, banner, json_tree, require_session
+from ._base import TREE_CSS, Table, banner, json_tree, require_session, show_figure
 
 __all__ = ["LeadTimeline"]
 
@@ -173,10 +173,7 @@ class LeadTimeline(w.VBox):
         kind = "ok" if diagnosis.scenario == "ok" else "bad"
         self.verdict.value = banner(diagnosis._repr_html_(), kind)
         fig = charts.timeline_figure(tl)
-        with self.chart.batch_update():
-            self.chart.data = ()
-            self.chart.layout = fig.layout
-            self.chart.add_traces(fig.data)
+        show_figure(self.chart, fig)
         for trace in self.chart.data:
             if getattr(trace, "customdata", None) is not None:
                 trace.on_click(self._on_click)
