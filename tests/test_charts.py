@@ -199,6 +199,15 @@ FRAMES = {
             "value": [0.4],
         }
     ),
+    "alert_episodes_figure": pd.DataFrame(
+        {
+            "rule": ["quality", "buyer_optimization"],
+            "subject": ["all leads", "Horizon Direct"],
+            "started": pd.to_datetime(["2026-01-01 10:00", "2026-01-01 12:00"], utc=True),
+            "ended": pd.to_datetime(["2026-01-01 11:00", "2026-01-01 18:00"], utc=True),
+            "severity": ["critical", "warning"],
+        }
+    ),
 }
 
 

@@ -15,6 +15,7 @@ True
 """
 
 from .analyses import (
+    alert_episodes_figure,
     alerts_figure,
     bubbleup_figure,
     buyer_figure,
@@ -36,6 +37,7 @@ from .lead import timeline_figure
 from .theme import OUTCOME_COLORS, PALETTE, TEMPLATE, ChartError
 
 __all__ = [
+    "alert_episodes_figure",
     "OUTCOME_COLORS",
     "PALETTE",
     "TEMPLATE",

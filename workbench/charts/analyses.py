@@ -499,3 +499,38 @@ def alerts_figure(alerts: pd.DataFrame, title: str = "Alerts") -> go.Figure:
         )
     fig.update_yaxes(title=None)
     return fig
+
+
+SEVERITY_COLORS = {"critical": "#C62828", "high": "#EF6C00", "warning": "#F9A825"}
+
+
+def alert_episodes_figure(episodes: pd.DataFrame, title: str = "Alerts over time") -> go.Figure:
+    """Each alert as a bar from when it started to when it ended, a row per rule and
+    subject, coloured by severity (the frame of ``widgets.AlertMonitor.frame()``)."""
+    require(episodes, ["rule", "subject", "started", "ended", "severity"], "alert_episodes_figure")
+    rows = (episodes.rule.astype(str) + ": " + episodes.subject.astype(str)).map(short)
+    fig = figure(title, height=max(220, 90 + 26 * rows.nunique()), barmode="overlay")
+    if episodes.empty:
+        return empty(fig, "no alert fired")
+    df = episodes.assign(row=rows)
+    for severity, part in df.groupby("severity", sort=False):
+        length = (part.ended - part.started).dt.total_seconds() * 1000
+        fig.add_trace(
+            go.Bar(
+                y=part.row,
+                x=length,
+                base=part.started,
+                orientation="h",
+                name=str(severity),
+                marker_color=SEVERITY_COLORS.get(str(severity), "#607D8B"),
+                hovertext=[
+                    f"{r.row}<br>{r.started:%Y-%m-%d %H:%M} to {r.ended:%Y-%m-%d %H:%M} UTC"
+                    for r in part.itertuples()
+                ],
+                hoverinfo="text",
+            )
+        )
+    fig.update_xaxes(type="date", title=None)
+    fig.update_yaxes(title=None, categoryorder="category descending", automargin=True)
+    fig.update_layout(legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))
+    return fig

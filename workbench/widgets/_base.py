@@ -10,9 +10,9 @@ import json
 import math
 
 import anywidget
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import plotly.io as pio
 import traitlets
 
 from ..access import Session
@@ -66,10 +66,22 @@ def cell(v) -> str:
     return str(v)
 
 
+def _is_share(column: str) -> bool:
+    return column.endswith(("_rate", "_share", "share")) or column == "lift"
+
+
 def frame_rows(df: pd.DataFrame, columns) -> list[list[str]]:
-    """The rows of ``df`` (only ``columns``) as text cells."""
+    """The rows of ``df`` (only ``columns``) as text cells; rates and shares as
+    percentages."""
     cols = [c for c in columns if c in df.columns]
-    return [[cell(v) for v in row] for row in df[cols].itertuples(index=False, name=None)]
+    shares = [_is_share(c) for c in cols]
+    return [
+        [
+            f"{v:.1%}" if share and isinstance(v, float) and not math.isnan(v) else cell(v)
+            for v, share in zip(row, shares, strict=True)
+        ]
+        for row in df[cols].itertuples(index=False, name=None)
+    ]
 
 
 class Table(anywidget.AnyWidget):
@@ -206,10 +218,50 @@ def banner(text_html: str, kind: str = "") -> str:
     return f"{TREE_CSS}<div class='wb-banner {kind}'>{text_html}</div>"
 
 
+def _nulls(obj):
+    """``obj`` (a figure's dict) with every NaN or infinity as None."""
+    if isinstance(obj, dict):
+        return {k: _nulls(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_nulls(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind == "f" and not np.isfinite(obj).all():
+            return (
+                [None if not np.isfinite(v) else float(v) for v in obj.ravel()]
+                if obj.ndim == 1
+                else [_nulls(row) for row in obj]
+            )
+        if obj.dtype.kind == "O":
+            return [_nulls(v) for v in obj]
+        return obj
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def show_figure(widget: go.FigureWidget, fig: go.Figure) -> None:
-    """Show ``fig``'s traces and layout in ``widget``. Gaps (NaN) become JSON nulls on
-    the way, as plotly writes them to files: a widget's state must be valid JSON."""
-    clean = pio.from_json(fig.to_json(), skip_invalid=True)
+    """Show ``fig``'s traces and layout in ``widget``, as if it were drawn afresh.
+
+    Gaps (NaN) become JSON nulls on the way, as plotly writes them to files: a widget's
+    state must be valid JSON. A layout update only sends what the new layout sets, so
+    what the old one set and the new one does not (annotations, shapes, tick labels)
+    is removed first, or the browser would keep drawing it."""
+    # each trace's own JSON keeps arrays as arrays (a figure's dict packs them in base64)
+    clean = go.Figure(
+        data=[_nulls(t.to_plotly_json()) for t in fig.data],
+        layout=_nulls(fig.layout.to_plotly_json()),
+    )
+    old = widget.layout.to_plotly_json()
+    new = clean.layout.to_plotly_json()
+    for key, value in old.items():
+        if key == "template":
+            continue
+        if key not in new:
+            widget.layout[key] = () if isinstance(value, list | tuple) else None
+        elif isinstance(value, dict) and isinstance(new[key], dict):
+            for sub in value:
+                if sub not in new[key]:
+                    widget.layout[key][sub] = None
     with widget.batch_update():
         widget.data = ()
         widget.layout = clean.layout

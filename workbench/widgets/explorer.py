@@ -65,7 +65,11 @@ class EventExplorer(w.VBox):
         self.clear_time = w.Button(description="All time", icon="times")
         self.pickers = {
             name: w.SelectMultiple(
-                options=[], rows=7, description=_LABELS[name], layout=w.Layout(width="260px")
+                options=[],
+                rows=7,
+                description=_LABELS[name],
+                style={"description_width": "70px"},
+                layout=w.Layout(width="270px"),
             )
             for name in explore.FACETS
         }
@@ -82,7 +86,11 @@ class EventExplorer(w.VBox):
         self.prev = w.Button(description="Newer", icon="chevron-left")
         self.next = w.Button(description="Older", icon="chevron-right")
         self.page_label = w.HTML()
-        self.compare_button = w.Button(description="Compare with the rest", icon="balance-scale")
+        self.compare_button = w.Button(
+            description="Compare with the rest",
+            icon="balance-scale",
+            layout=w.Layout(width="210px"),
+        )
         self.comparison = Table(empty="compare the leads of the selection with all others")
         self.lead_box = w.VBox()
         self.message = w.HTML()
@@ -101,7 +109,7 @@ class EventExplorer(w.VBox):
         super().__init__(
             [
                 w.HBox([self.since, self.until, self.clear_time]),
-                w.HBox(list(self.pickers.values())),
+                w.HBox(list(self.pickers.values()), layout=w.Layout(flex_flow="row wrap")),
                 w.HBox([self.field, self.add_field, self.clear_fields]),
                 self.summary,
                 self.histogram,

@@ -20,7 +20,8 @@ import plotly.graph_objects as go
 from ..analysis import live
 from ..analysis.explore import PAGE_COLUMNS
 from ..charts import OUTCOME_COLORS, TEMPLATE
-from ._base import Table, banner, require_session
+from ..charts.theme import empty
+from ._base import Table, banner, require_session, show_figure
 
 __all__ = ["LiveFeed"]
 
@@ -110,12 +111,15 @@ class LiveFeed(w.VBox):
         self._set_toggle(True)
 
     def stop(self) -> None:
-        """Stop following (a no-op when not following)."""
+        """Stop following and read once more, so the feed shows where it stopped."""
         self._halt.set()
+        was_following = self._timer is not None
         if self._timer is not None and self._timer is not threading.current_thread():
             self._timer.join(timeout=30)
         self._timer = None
         self._set_toggle(False)
+        if was_following and not self._session.closed:
+            self.refresh()
 
     # ------------------------------------------------------------------ internals
 
@@ -136,23 +140,8 @@ class LiveFeed(w.VBox):
         r = self._rates.sort_values("per_minute")
         ok = r.per_minute - r.failures / float(self._minutes)
         bad = r.failures / float(self._minutes)
-        with self.chart.batch_update():
-            self.chart.data = ()
-            self.chart.add_bar(
-                y=r.type,
-                x=ok,
-                orientation="h",
-                name="success",
-                marker_color=OUTCOME_COLORS["success"],
-            )
-            self.chart.add_bar(
-                y=r.type,
-                x=bad,
-                orientation="h",
-                name="failure or error",
-                marker_color=OUTCOME_COLORS["failure"],
-            )
-            self.chart.layout = go.Layout(
+        fig = go.Figure(
+            layout=go.Layout(
                 template=TEMPLATE,
                 barmode="stack",
                 height=max(220, 26 * len(r) + 90),
@@ -161,9 +150,28 @@ class LiveFeed(w.VBox):
                     text=f"Events per minute by type, last {self._minutes:g} minutes",
                     font=dict(size=13),
                 ),
-                xaxis_title="events per minute",
                 legend=dict(orientation="h", y=1.08, x=1, xanchor="right"),
             )
+        )
+        if r.empty:
+            empty(fig, f"no events in the last {self._minutes:g} minutes of the stream")
+        else:
+            fig.add_bar(
+                y=r.type,
+                x=ok,
+                orientation="h",
+                name="success",
+                marker_color=OUTCOME_COLORS["success"],
+            )
+            fig.add_bar(
+                y=r.type,
+                x=bad,
+                orientation="h",
+                name="failure or error",
+                marker_color=OUTCOME_COLORS["failure"],
+            )
+            fig.update_xaxes(title="events per minute")
+        show_figure(self.chart, fig)
 
     def _loop(self, every_s: float) -> None:
         while not self._halt.wait(every_s):

@@ -18,9 +18,11 @@ import threading
 
 import ipywidgets as w
 import pandas as pd
+import plotly.graph_objects as go
 
+from .. import charts
 from ..analysis import alerts as _alerts
-from ._base import TREE_CSS, Table, banner, require_session
+from ._base import TREE_CSS, Table, banner, require_session, show_figure
 from .explorer import EventExplorer
 
 __all__ = ["AlertMonitor"]
@@ -79,14 +81,15 @@ class AlertMonitor(w.VBox):
                 description=r.name.replace("_", " "),
                 tooltip=r.description,
                 step=0.05 if r.is_rate else 100,
-                style={"description_width": "130px"},
-                layout=w.Layout(width="240px"),
+                style={"description_width": "140px"},
+                layout=w.Layout(width="250px"),
             )
             for r in rules
         }
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.watch_button = w.ToggleButton(description="Watch every 5 s", icon="eye")
         self.status = w.HTML()
+        self.chart = go.FigureWidget()
         self.table = Table(empty="no alert fired: every rule is within its threshold")
         self.evidence = w.HTML()
         self.explorer_box = w.VBox()
@@ -104,6 +107,7 @@ class AlertMonitor(w.VBox):
                 w.HBox(list(self.thresholds.values()), layout=w.Layout(flex_flow="row wrap")),
                 w.HBox([self.refresh_button, self.watch_button]),
                 self.status,
+                self.chart,
                 self.table,
                 self.evidence,
                 self.explorer_box,
@@ -278,6 +282,7 @@ class AlertMonitor(w.VBox):
         self.table.selected = -1
         self.table.columns = list(_COLUMNS)
         self.table.rows = rows
+        show_figure(self.chart, charts.alert_episodes_figure(self.frame()))
         n_active = len(self.active)
         when = f"{self._evaluated_until:%Y-%m-%d %H:%M} UTC" if self._evaluated_until else "-"
         kind = "bad" if n_active else "ok"

@@ -1,0 +1,264 @@
+"""The widgets in a real browser: JupyterLab on 127.0.0.1 over a small store runs the
+widgets tour in headless Chromium (the system's, never a download); every widget draws,
+nothing reports an error, a filter click changes the explorer's table and counts, a row
+click opens the lead's timeline. Screenshots go to var/screenshots/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from workbench.sim import simulate
+
+ROOT = Path(__file__).resolve().parent.parent
+TOUR = ROOT / "notebooks" / "05_widgets_tour.ipynb"
+SHOTS = ROOT / "var" / "screenshots"
+TOKEN = "workbench-browser-test"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: The tour's code cells that show a widget, in order (by their first line).
+WIDGET_CELLS = {
+    "timeline": "rejected = session.sql(",
+    "explorer": "explorer = EventExplorer(",
+    "dashboard": "board = Dashboard(",
+    "monitor": "monitor = AlertMonitor(",
+    "feed": "live_store = workbench.open_store()",
+    "live monitor": "live_monitor = AlertMonitor(",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, browser):
+    pytest.importorskip("playwright")
+    base_dir = tmp_path_factory.mktemp("browser")
+    store = base_dir / "small.duckdb"
+    simulate(
+        leads=3000,
+        days=2,
+        seed=11,
+        store=store,
+        incidents=["nine_digit_phones:rate=0.9", "source_rejection_spike:rate=0.9"],
+    )
+    root = base_dir / "notebooks"
+    root.mkdir()
+    shutil.copy(TOUR, root / TOUR.name)
+    settings = base_dir / "settings"
+    for plugin, values in {
+        "@jupyterlab/apputils-extension/notification": {"fetchNews": "false"},
+        "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+    }.items():
+        f = settings / f"{plugin}.jupyterlab-settings"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(values))
+    port = _free_port()
+    env = {
+        **os.environ,
+        "WORKBENCH_SAMPLE_STORE": str(store),
+        "JUPYTERLAB_SETTINGS_DIR": str(settings),
+        "JUPYTER_RUNTIME_DIR": str(base_dir / "runtime"),
+    }
+    log = base_dir / "lab.log"
+    args = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={TOKEN}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True",
+    ]
+    if os.geteuid() == 0:
+        args.append("--allow-root")
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"JupyterLab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=5)
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not answer in 90 s:\n{log.read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield url, log
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def page(lab, browser):
+    from playwright.sync_api import sync_playwright
+
+    url, log = lab
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=browser, headless=True, args=CHROMIUM_ARGS)
+        try:
+            # tall, so a whole widget fits on screen for its screenshot
+            page = chromium.new_page(viewport={"width": 1500, "height": 3200})
+            page.goto(f"{url}/lab/tree/{TOUR.name}?token={TOKEN}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            page.wait_for_function(
+                "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                " && window.jupyterapp.shell.currentWidget.sessionContext"
+                " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+                " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+                " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+                ".connectionStatus === 'connected'",
+                timeout=60_000,
+            )
+            # run every cell but the last, which stops the live stream: the feed and
+            # the monitor keep updating while the test looks at them
+            page.evaluate(
+                "() => { const nb = window.jupyterapp.shell.currentWidget.content;"
+                " nb.activeCellIndex = nb.widgets.length - 1;"
+                " return window.jupyterapp.commands.execute('notebook:run-all-above'); }"
+            )
+            page.wait_for_function(
+                "() => { const p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
+                ".map(e => e.textContent.trim()).slice(0, -1);"
+                " return p.length > 0 && p.every(t => /^\\[\\d+\\]:$/.test(t)); }",
+                timeout=240_000,
+            )
+            page.wait_for_timeout(3000)  # widgets render after their cells finish
+            yield page
+        finally:
+            chromium.close()
+
+
+def _cell(page, first_line: str):
+    cells = page.locator(".jp-CodeCell")
+    for i in range(cells.count()):
+        if cells.nth(i).locator(".jp-InputArea-editor").inner_text().strip().startswith(first_line):
+            return cells.nth(i)
+    raise AssertionError(f"no cell starts with {first_line!r}")
+
+
+def _shot(locator, name: str) -> Path:
+    path = SHOTS / f"{name}.png"
+    locator.screenshot(path=str(path))
+    return path
+
+
+def test_every_widget_draws_without_an_error(page):
+    body = page.locator("body").inner_text()
+    assert "Error displaying widget" not in body
+    errors = page.locator('[data-mime-type="application/vnd.jupyter.stderr"]')
+    assert errors.count() == 0, errors.all_inner_texts()[:3]
+    for name, first_line in WIDGET_CELLS.items():
+        cell = _cell(page, first_line)
+        out = cell.locator(".jp-OutputArea")
+        assert out.locator(".widget-vbox").count() >= 1, f"{name}: no widget"
+        plots = out.locator(".js-plotly-plot .main-svg")
+        assert plots.count() >= 1, f"{name}: plotly drew nothing"
+        _shot(cell, name.replace(" ", "_"))
+    timeline = _cell(page, WIDGET_CELLS["timeline"]).locator(".jp-OutputArea")
+    rows = timeline.locator(".wb-table tbody tr").count()
+    assert rows >= 3
+    # a bar per event, the completion a diamond
+    assert timeline.locator(".js-plotly-plot .bars .point").count() == rows - 1
+
+
+def test_the_live_feed_updates_in_the_browser(page):
+    out = _cell(page, WIDGET_CELLS["feed"]).locator(".jp-OutputArea")
+    status = out.locator(".widget-html", has_text="events ·").first
+
+    def landed() -> int:
+        return int(re.search(r"([\d,]+)\s+events", status.inner_text()).group(1).replace(",", ""))
+
+    first = landed()
+    page.wait_for_function(
+        "([el, n]) => parseInt(el.innerText.replace(/,/g, '')) > n",
+        arg=[status.element_handle(), first],
+        timeout=30_000,
+    )
+    assert landed() > first
+    assert out.locator(".wb-table tbody tr").count() == 20
+    page.wait_for_timeout(1500)
+    _shot(_cell(page, WIDGET_CELLS["feed"]), "feed_following")
+
+
+def _explorer_state(out) -> tuple[str, list[str]]:
+    summary = out.locator(".widget-html", has_text="events ·").first.inner_text()
+    rows = out.locator(".wb-table").first.locator("tbody tr").all_inner_texts()
+    return summary, rows
+
+
+def test_a_filter_click_changes_the_table_and_counts(page):
+    out = _cell(page, WIDGET_CELLS["explorer"]).locator(".jp-OutputArea")
+    before_summary, before_rows = _explorer_state(out)
+    entity = out.locator("select[multiple]").nth(3)  # Event type, Outcome, Source, Entity
+    options = entity.locator("option").all_inner_texts()
+    assert options, "the entity filter lists no value"
+    pick = options[-1]  # the rarest buyer: fewer events than all of them
+    entity.select_option(label=pick)
+    expected = int(re.search(r"\(([\d,]+)\)", pick).group(1).replace(",", ""))
+    page.wait_for_function(
+        "([el, before]) => el.innerText !== before",
+        arg=[
+            out.locator(".widget-html", has_text="events ·").first.element_handle(),
+            before_summary,
+        ],
+        timeout=30_000,
+    )
+    after_summary, after_rows = _explorer_state(out)
+    assert int(re.search(r"([\d,]+)\s+events", after_summary).group(1).replace(",", "")) == expected
+    assert after_rows != before_rows
+    _shot(out, "explorer_filtered")
+
+
+def test_a_row_click_opens_the_leads_timeline(page):
+    out = _cell(page, WIDGET_CELLS["explorer"]).locator(".jp-OutputArea")
+    plots_before = out.locator(".js-plotly-plot").count()
+    row = out.locator(".wb-table").first.locator("tbody tr").first
+    lead = next(t for t in row.locator("td").all_inner_texts() if t.startswith("lead_"))
+    row.click()
+    page.wait_for_function(
+        "([el, n]) => el.querySelectorAll('.js-plotly-plot').length > n",
+        arg=[out.element_handle(), plots_before],
+        timeout=30_000,
+    )
+    page.wait_for_timeout(1000)
+    assert out.get_by_text(f"Timeline of {lead}").count() >= 1
+    _shot(out, "explorer_opened_lead")
