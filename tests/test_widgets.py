@@ -12,7 +12,7 @@ import pytest
 from plotly.callbacks import BoxSelector, InputDeviceState, Points
 
 import workbench
-from workbench.analysis import alerts, investigate
+from workbench.analysis import alerts, explore, investigate
 from workbench.widgets import AlertMonitor, Dashboard, EventExplorer, LeadTimeline, LiveFeed
 
 
@@ -377,3 +377,41 @@ def test_every_message_to_the_browser_is_valid_json(sample_week, session, widget
     for msg in widget_messages:
         # as the kernel sends it: arrays as lists, then strict JSON
         json.dumps(msg, allow_nan=False, default=_plain)
+
+
+# --------------------------------------------------------------------------- lead fields
+
+
+def test_a_lead_field_filter_matches_the_leads_that_hold_it(sample_week, session):
+    store = sample_week.store
+    tx = set(
+        store.sql(
+            "SELECT DISTINCT lead_id FROM events WHERE type = 'source.submitted' "
+            "AND lead_snapshot->>'state' = 'TX'"
+        ).lead_id
+    )
+    assert set(session.leads_where("state", "TX")) == tx
+    ex = EventExplorer(session, where={"state": "TX"})
+    assert ex.total == _count(session, "list_contains(?, lead_id)", [sorted(tx)])
+    assert set(ex.rows.lead_id) <= tx
+    # the same through plain function calls, resolving the field themselves
+    assert explore.total(session, ex.filters) == ex.total
+
+
+def test_lead_field_lookups_reveal_nothing_masking_hides(sample_week):
+    with workbench.connect(sample_week.store, user="tess", role="trainee") as tess:
+        with pytest.raises(ValueError, match="find_leads"):
+            tess.leads_where("email", "someone@example.com")
+        with pytest.raises(ValueError, match="looks like personal data"):
+            tess.leads_where("notes", "call 512-555-0142")
+        with pytest.raises(ValueError, match="not a field name"):
+            tess.leads_where("state'; --", "TX")
+        # a personal field in the explorer is a find_leads search: whole values, audited
+        email = sample_week.store.sql(
+            "SELECT lead_snapshot->>'email' AS e FROM events WHERE type = 'source.submitted' "
+            "AND lead_snapshot->>'email' IS NOT NULL LIMIT 1"
+        ).e[0]
+        ex = EventExplorer(tess, where={"email": email})
+        assert ex.total > 0 and email not in ex.summary.value
+        ex._add_field(f"email = {email[:5]}")  # part of a value: refused, said, unchanged
+        assert "whole" in ex.message.value and ex.filters.where == (("email", email),)

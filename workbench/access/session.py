@@ -32,6 +32,7 @@ import contextlib
 import datetime as dt
 import itertools
 import os
+import re
 import threading
 import uuid
 import weakref
@@ -67,6 +68,9 @@ from .config import (
 from .grants import Grant, visible_text
 from .sandbox import problems
 from .views import SESSION_RELATIONS, MaskedViews
+
+#: A lead field's name as ``leads_where`` takes it.
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,80}$")
 
 __all__ = ["connect", "Session", "Grant", "SESSION_RELATIONS"]
 
@@ -645,6 +649,46 @@ class Session:
                     found = leads if found is None else found & leads
             result = sorted(found or ())
             self._record("find_leads", detail=detail, lead_ids=result, rows=len(result))
+            return result
+
+    def leads_where(self, field: str, value) -> list[str]:
+        """The leads whose data, as submitted, has the non-personal ``field`` equal to
+        ``value`` (e.g. ``leads_where("state", "TX")``): what the masked ``events`` view
+        shows alike, found without masking every snapshot. A personal field (email,
+        phone, name...) is searched with :meth:`find_leads` instead (whole values,
+        limited, audited); a value that looks personal is refused.
+
+        >>> session.leads_where("state", "TX")[:2]                        # doctest: +SKIP
+        ['lead_0Bq...', 'lead_1cX...']
+        """
+        if not isinstance(field, str) or not _FIELD_NAME.match(field):
+            raise ValueError(f"leads_where: {field!r} is not a field name (letters, digits, _ . -)")
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError(f"leads_where({field}=...): give the value as text or a number")
+        ft = field_type(field)
+        if ft.pii:
+            raise ValueError(
+                f"{field!r} is personal data ({ft.label}): search it with find_leads({field}=...)"
+            )
+        text = str(value)
+        if masking.mask_free_text(text) != text:
+            raise ValueError(
+                f"leads_where({field}=...): the value looks like personal data; "
+                "search personal values with find_leads()"
+            )
+        path = "$." + ".".join(f'"{p}"' for p in field.split("."))
+        with self._lock:
+            self._check_open()
+            self._require("read", "leads_where")
+            self._con()  # views up to date
+            with self._raw_con.snapshot():
+                rows = self._raw_con.rows(
+                    "SELECT DISTINCT lead_id FROM events WHERE type = 'source.submitted' "
+                    "AND json_extract_string(lead_snapshot, $path) = $value",
+                    {"path": path, "value": text},
+                )
+            result = sorted(r[0] for r in rows)
+            self._record("leads_where", detail=f"leads_where({field}={text!r})", rows=len(result))
             return result
 
     # ------------------------------------------------------------------ masking helpers

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..catalog import field_type
 from ..timeutil import as_utc
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "facets",
     "histogram",
     "lead_ids",
+    "resolve_fields",
     "PAGE_SIZE",
 ]
 
@@ -153,9 +155,38 @@ def filters(base: Filters | None = None, **changes) -> Filters:
     return dataclasses.replace(base, **out)
 
 
-def where_sql(f: Filters, *, skip: str | None = None) -> tuple[str, list]:
+def resolve_fields(session, f: Filters, cache: dict | None = None) -> dict:
+    """For each ``field = value`` filter on a lead field (not a typed column), the leads
+    whose submitted data holds it, found once (``Session.leads_where``, or
+    ``find_leads`` for a personal field such as an email) instead of reading every
+    event's snapshot through masking; ``cache`` keeps them between calls. A reader
+    without those methods (a raw store) gets {} and filters in SQL."""
+    out = {}
+    for field, value in f.where:
+        if field in TYPED_FIELDS:
+            continue
+        key = (field, value)
+        if cache is not None and key in cache:
+            out[key] = cache[key]
+            continue
+        if not hasattr(session, "leads_where"):
+            return {}
+        if field_type(field).pii:
+            leads = session.find_leads(**{field: value})
+        else:
+            leads = session.leads_where(field, value)
+        out[key] = tuple(leads)
+        if cache is not None:
+            cache[key] = out[key]
+    return out
+
+
+def where_sql(
+    f: Filters, *, skip: str | None = None, resolved: dict | None = None
+) -> tuple[str, list]:
     """The filters as a WHERE condition over ``events e`` (joined to ``lead_summary s``
-    when a source filter is set) and its parameters; ``skip`` leaves one filter out."""
+    when a source filter is set) and its parameters; ``skip`` leaves one filter out;
+    ``resolved`` (from :func:`resolve_fields`) turns lead-field filters into leads."""
     conds, params = [], []
 
     def one_of(column: str, values: tuple[str, ...], prefix_groups: bool = False):
@@ -186,16 +217,27 @@ def where_sql(f: Filters, *, skip: str | None = None) -> tuple[str, list]:
     if f.steps and skip != "steps":
         one_of("e.step_name", f.steps)
     if f.leads and skip != "leads":
-        conds.append("list_contains(?, e.lead_id)")
+        conds.append("e.lead_id IN (SELECT unnest(?::VARCHAR[]))")
         params.append(list(f.leads))
+    resolved = resolved or {}
     for field, value in f.where:
         if field in TYPED_FIELDS:
             conds.append(f"CAST(e.{field} AS VARCHAR) = ?")
+        elif (field, value) in resolved:
+            conds.append("e.lead_id IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(resolved[(field, value)]))
+            continue
         else:
             conds.append("json_extract_string(e.lead_snapshot, ?) = ?")
             params.append("$." + ".".join(f'"{p}"' for p in field.split(".")))
         params.append(value)
     return (" AND ".join(conds) if conds else "true"), params
+
+
+def _where(session, f: Filters, resolved: dict | None) -> tuple[str, list]:
+    if resolved is None:
+        resolved = resolve_fields(session, f)
+    return where_sql(f, resolved=resolved)
 
 
 def _from(f: Filters, with_source: bool = False) -> str:
@@ -204,9 +246,9 @@ def _from(f: Filters, with_source: bool = False) -> str:
     return "events e"
 
 
-def total(session, f: Filters) -> int:
+def total(session, f: Filters, *, resolved: dict | None = None) -> int:
     """How many events match ``f``."""
-    where, params = where_sql(f)
+    where, params = _where(session, f, resolved)
     df = session.sql(f"SELECT count(*) AS n FROM {_from(f)} WHERE {where}", params)
     return int(df.n.iloc[0])
 
@@ -226,7 +268,9 @@ PAGE_COLUMNS = (
 )
 
 
-def page(session, f: Filters, n: int = 0, size: int = PAGE_SIZE) -> pd.DataFrame:
+def page(
+    session, f: Filters, n: int = 0, size: int = PAGE_SIZE, *, resolved: dict | None = None
+) -> pd.DataFrame:
     """Page ``n`` (0 first) of the matching events, newest first; only that page is read.
 
     >>> page(session, Filters(types=("recipient.failed",)), 0).columns[:3].tolist()  # doctest: +SKIP
@@ -234,19 +278,25 @@ def page(session, f: Filters, n: int = 0, size: int = PAGE_SIZE) -> pd.DataFrame
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"page number must be a whole number >= 0, got {n!r}")
-    where, params = where_sql(f)
-    cols = ", ".join(f"e.{c}" for c in PAGE_COLUMNS)
+    where, params = _where(session, f, resolved)
+    cols = ", ".join(f"p.{c}" for c in PAGE_COLUMNS)
+    # the page's events are chosen on columns masking leaves alone, then only they are
+    # read (and masked) whole
     return session.sql(
-        f"SELECT {cols} FROM {_from(f)} WHERE {where} "
-        "ORDER BY e.timestamp DESC, e.seq DESC LIMIT ? OFFSET ?",
+        f"SELECT {cols} FROM events p WHERE p.seq IN ("
+        f"SELECT e.seq FROM {_from(f)} WHERE {where} "
+        "ORDER BY e.timestamp DESC, e.seq DESC LIMIT ? OFFSET ?) "
+        "ORDER BY p.timestamp DESC, p.seq DESC",
         [*params, int(size), int(n) * int(size)],
     )
 
 
-def facets(session, f: Filters, *, top: int = 25) -> dict[str, pd.DataFrame]:
+def facets(
+    session, f: Filters, *, top: int = 25, resolved: dict | None = None
+) -> dict[str, pd.DataFrame]:
     """For each facet (types, outcomes, sources, entities, steps), the values under the
     current filters with their event counts, most first (one scan for all of them)."""
-    where, params = where_sql(f)
+    where, params = _where(session, f, resolved)
     sets = ", ".join(f"({col})" for col in FACETS.values())
     cols = ", ".join(f"{col} AS f{i}" for i, col in enumerate(FACETS.values()))
     groups = ", ".join(f"GROUPING({col}) AS g{i}" for i, col in enumerate(FACETS.values()))
@@ -278,10 +328,10 @@ _BUCKETS_MS = (
 )
 
 
-def histogram(session, f: Filters, *, bars: int = 60) -> pd.DataFrame:
+def histogram(session, f: Filters, *, bars: int = 60, resolved: dict | None = None) -> pd.DataFrame:
     """Events over time under ``f``, stacked by outcome: one row per (bucket, outcome),
     with the bucket's start (UTC) and width chosen so the span fits about ``bars`` bars."""
-    where, params = where_sql(f)
+    where, params = _where(session, f, resolved)
     span = session.sql(
         f"SELECT epoch_ms(min(e.timestamp)) AS lo, epoch_ms(max(e.timestamp)) AS hi "
         f"FROM {_from(f)} WHERE {where}",
@@ -302,9 +352,11 @@ def histogram(session, f: Filters, *, bars: int = 60) -> pd.DataFrame:
     return df[columns]
 
 
-def lead_ids(session, f: Filters, *, limit: int = 50_000) -> list[str]:
+def lead_ids(
+    session, f: Filters, *, limit: int = 50_000, resolved: dict | None = None
+) -> list[str]:
     """The distinct leads of the events matching ``f`` (at most ``limit``)."""
-    where, params = where_sql(f)
+    where, params = _where(session, f, resolved)
     df = session.sql(
         f"SELECT DISTINCT e.lead_id FROM {_from(f)} WHERE {where} LIMIT ?", [*params, limit]
     )

@@ -22,6 +22,7 @@ from ..analysis import explore
 from ..analysis.bubbleup import bubbleup
 from ..catalog import event_types
 from ..charts import OUTCOME_COLORS, TEMPLATE
+from ..errors import WorkbenchError
 from ._base import Table, require_session
 from .timeline import LeadTimeline
 
@@ -60,6 +61,9 @@ class EventExplorer(w.VBox):
         self._rows = pd.DataFrame(columns=list(_PAGE_COLUMNS))
         self._facets: dict[str, pd.DataFrame] = {}
         self._busy = False
+        # the leads behind each lead-field filter, found once (not per query or click)
+        self._field_leads: dict = {}
+        self._resolved: dict = {}
         self.since = w.DatetimePicker(description="From")
         self.until = w.DatetimePicker(description="To")
         self.clear_time = w.Button(description="All time", icon="times")
@@ -152,18 +156,29 @@ class EventExplorer(w.VBox):
 
     def set_filters(self, **filters) -> None:
         """Change some filters (the others stay), e.g. ``types=["recipient.*"]``,
-        ``outcomes="failure"``, ``where={"state": "TX"}``, ``since="2026-11-24"``."""
-        self._filters = self._filters.replace(**filters)
+        ``outcomes="failure"``, ``where={"state": "TX"}``, ``since="2026-11-24"``.
+        A lead field (``state``) matches the leads whose submitted data holds the value;
+        a personal one (``email``) is searched as ``find_leads`` searches (whole values,
+        limited, audited)."""
+        new = self._filters.replace(**filters)
+        explore.resolve_fields(self._session, new, self._field_leads)  # refused: unchanged
+        self._filters = new
         self._page = 0
-        self.refresh()
+        self._read()
 
     def refresh(self) -> None:
-        """Read everything again under the current filters."""
+        """Read everything again under the current filters (lead-field filters too:
+        a growing store may hold new leads)."""
+        self._field_leads.clear()
+        self._read()
+
+    def _read(self) -> None:
         s, f = self._session, self._filters
-        self._total = explore.total(s, f)
-        self._facets = explore.facets(s, f)
+        r = self._resolved = explore.resolve_fields(s, f, self._field_leads)
+        self._total = explore.total(s, f, resolved=r)
+        self._facets = explore.facets(s, f, resolved=r)
         self._show_facets()
-        self._show_histogram(explore.histogram(s, f))
+        self._show_histogram(explore.histogram(s, f, resolved=r))
         shown = s.mask_text(f.describe(mask=self._mask_value))
         self.summary.value = (
             f"<b>{self._total:,}</b> events · <span class='wb-muted'>{html.escape(shown)}</span>"
@@ -175,7 +190,9 @@ class EventExplorer(w.VBox):
         pages = max(1, math.ceil(self._total / self._page_size))
         n = min(max(int(n), 0), pages - 1)
         self._page = n
-        self._rows = explore.page(self._session, self._filters, n, self._page_size)
+        self._rows = explore.page(
+            self._session, self._filters, n, self._page_size, resolved=self._resolved
+        )
         self.table.show_frame(self._rows, _PAGE_COLUMNS)
         self.page_label.value = f"&nbsp;page {n + 1:,} of {pages:,}&nbsp;"
         self.prev.disabled = n == 0
@@ -191,7 +208,7 @@ class EventExplorer(w.VBox):
     def compare(self, *, top: int = 25) -> pd.DataFrame:
         """``bubbleup`` of the leads of the current selection against every other lead:
         what the selection's leads have in common, ranked."""
-        leads = explore.lead_ids(self._session, self._filters)
+        leads = explore.lead_ids(self._session, self._filters, resolved=self._resolved)
         if not leads:
             self.message.value = "<span class='wb-muted'>no lead to compare</span>"
             return pd.DataFrame()
@@ -308,7 +325,7 @@ class EventExplorer(w.VBox):
             return
         try:
             self.set_filters(where=(*self._filters.where, (field.strip(), value.strip())))
-        except ValueError as e:
+        except (ValueError, PermissionError, WorkbenchError) as e:
             self.message.value = f"<span class='wb-muted'>{html.escape(str(e))}</span>"
             return
         self.field.value = ""
