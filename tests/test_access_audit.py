@@ -254,3 +254,42 @@ def test_pii_typed_into_sql_is_masked_on_the_trail(disk):
         details = admin.audit(user="ana", action="sql").detail.str.cat(sep="\n")
     assert "Rosalind" not in details and "4155550188" not in details
     assert "lead_R" in details and "R***" in details
+
+
+@pytest.mark.parametrize(
+    "purpose",
+    [
+        "\x1b[31m\x1b[0m" * 5,  # colour codes only
+        "\x1b]0;ticket 4711 customer request\x07",  # a terminal title, not a purpose
+        "\x9b31m\x9b0m" * 6,  # the 8-bit form of the same codes
+        "\x1b[2J\x1b[H" * 8,  # clear the screen, cursor home
+        "[31m[0m[31m[0m[31m[0m",  # what the codes leave once ESC is dropped
+        "1234567890 12345",  # a number is no reason
+        "-- -- -- ab -- cd --",
+    ],
+)
+def test_escape_codes_and_signs_are_no_purpose(disk, purpose):
+    from workbench.access import GrantError
+
+    with connect(disk, user="cora", role="compliance") as s:
+        with pytest.raises(GrantError, match="in words"):
+            s.unmask(purpose=purpose, minutes=5)
+        assert s.masked
+    with connect(disk, user="adam", role="admin") as admin:
+        last = admin.audit(user="cora", action="unmask").iloc[-1]
+    assert last.outcome == "refused" and "no purpose stated" in last.detail
+    assert "\x1b" not in last.purpose and "\x9b" not in last.purpose
+
+
+def test_the_purpose_is_kept_as_given_with_its_control_characters_escaped(disk):
+    given = "\x1b[1mticket 4711\x1b[0m: request\u200b from rosalind.audit@example.com\x07"
+    with connect(disk, user="cora", role="compliance") as s:
+        grant = s.unmask(purpose=given, minutes=5)
+        assert grant.purpose == "ticket 4711: request from rosalind.audit@example.com"
+        s.timeline("lead_R")
+        grant.revoke()
+    with connect(disk, user="adam", role="admin") as admin:
+        trail = admin.audit(user="cora")
+    kept = trail[trail.action.isin(["unmask", "timeline", "revoke"])].purpose.tolist()
+    assert kept == ["\\x1b[1mticket 4711\\x1b[0m: request\\u200b from r***@example.com\\x07"] * 3
+    assert not any(c in trail.to_csv() for c in "\x1b\x07\u200b")

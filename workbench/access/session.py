@@ -64,7 +64,7 @@ from .config import (
     SessionClosedError,
     resolve_config,
 )
-from .grants import Grant, visible_text
+from .grants import Grant, escape_controls, purpose_problem, visible_text
 from .sandbox import problems
 from .views import SESSION_RELATIONS, MaskedViews
 
@@ -131,6 +131,7 @@ class Session:
         self._lock = threading.RLock()
         self.id = f"{os.getpid()}-{next(_session_ids)}-{uuid.uuid4().hex[:6]}"
         self._grant: Grant | None = None
+        self._grant_purpose: str | None = None  # the grant's purpose as the trail keeps it
         self._clock = lambda: dt.datetime.now(dt.UTC)
         self._searches = search.RateLimit(role.max_searches_per_minute)
         self._views = MaskedViews(store, uuid.uuid4().hex[:10])
@@ -245,7 +246,7 @@ class Session:
             self._record(
                 "expire",
                 masked=True,
-                purpose=masking.mask_free_text(g.purpose),
+                purpose=self._grant_purpose,
                 detail=f"grant of {g.minutes:g} min expired at {utc_iso(g.expires_at)}",
             )
             return None
@@ -264,12 +265,19 @@ class Session:
             self._check_open()
             self._require("unmask", "unmask")
             visible = visible_text(purpose) if isinstance(purpose, str) else ""
-            if len(visible) < 10 or sum(c.isalnum() for c in visible) < 6:
-                self._record("unmask", outcome="refused", detail="no purpose stated")
+            problem = purpose_problem(visible) if isinstance(purpose, str) else "it is no text"
+            if problem:
+                self._record(
+                    "unmask",
+                    outcome="refused",
+                    purpose=_purpose_on_record(purpose) if isinstance(purpose, str) else None,
+                    detail=f"no purpose stated: {problem}",
+                )
                 shown = repr(purpose) if len(repr(purpose)) <= 60 else repr(purpose)[:57] + "..."
                 raise GrantError(
-                    f"purpose={shown}: state why you need raw PII in at least 10 visible characters "
-                    "(control and zero-width characters do not count), e.g. "
+                    f"purpose={shown}: {problem}. State why you need raw PII in words, at least "
+                    "10 visible characters (control characters, terminal escape sequences and "
+                    "zero-width characters do not count), e.g. "
                     "'ticket 4711: customer asked for their data'"
                 )
             limit = self._role.max_unmask_minutes
@@ -292,10 +300,11 @@ class Session:
                 now + dt.timedelta(minutes=minutes),
                 weakref.ref(self),
             )
+            self._grant_purpose = _purpose_on_record(purpose)
             self._record(
                 "unmask",
                 masked=False,
-                purpose=masking.mask_free_text(grant.purpose),
+                purpose=self._grant_purpose,
                 detail=f"raw reads for {minutes:g} min, until {utc_iso(grant.expires_at)}",
             )
             self._grant = grant
@@ -305,12 +314,7 @@ class Session:
         with self._lock:
             if self._grant is grant:
                 self._grant = None
-                self._record(
-                    "revoke",
-                    masked=True,
-                    purpose=masking.mask_free_text(grant.purpose),
-                    detail=reason,
-                )
+                self._record("revoke", masked=True, purpose=self._grant_purpose, detail=reason)
 
     # ------------------------------------------------------------------ audit
 
@@ -329,7 +333,7 @@ class Session:
         if masked is None:
             masked = grant is None
         if purpose is None and not masked and grant is not None:
-            purpose = masking.mask_free_text(grant.purpose)
+            purpose = self._grant_purpose
         self._trail.append(
             user=self.user,
             role=self.role,
@@ -692,6 +696,13 @@ def _lead_ids(df: pd.DataFrame, cap: int) -> list[str] | None:
         return None
     ids = pd.unique(df["lead_id"].dropna())
     return [str(x) for x in ids[:cap]]
+
+
+def _purpose_on_record(purpose: str) -> str:
+    """A purpose as the trail keeps it: as given, PII masked, control characters escaped
+    (so printing the trail cannot drive a terminal), at most 500 characters."""
+    text = escape_controls(masking.mask_free_text(purpose))
+    return text if len(text) <= 500 else text[:497] + "..."
 
 
 def _call(name: str, *args, **kwargs) -> str:
