@@ -167,6 +167,7 @@ def test_statements_other_than_one_select_are_refused(tiered, query):
         "SUMMARIZE quarantine",
         "FROM events PIVOT (count(*) FOR outcome IN ('success'))",
         "SELECT list(lead_snapshot) FROM events",
+        "SELECT lead_id FROM lead_summary USING SAMPLE 2 ROWS",
         "SELECT * FROM quarantine",
         "SHOW TABLES",
     ],

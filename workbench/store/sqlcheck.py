@@ -166,7 +166,9 @@ def _walk(node, seen: _Names) -> None:
         n, scope = stack.pop()
         if isinstance(n, dict):
             kind = n.get("type")
-            if isinstance(kind, str):
+            if not isinstance(kind, str):  # a type of a value (a CAST, a constant)
+                kind = None
+            else:
                 seen.node_types.add(kind)
             if kind in _TABLE_REFS and n.get("alias"):
                 seen.aliases.add(str(n["alias"]).lower())
