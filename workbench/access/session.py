@@ -35,14 +35,14 @@ import os
 import threading
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from ..catalog import field_type
-from ..errors import ReadOnlyViolation
+from ..errors import InputError, ReadOnlyViolation
 from ..store import EventStore, open_store
 from ..store.connection import Connection
 from ..store.queries import decode, events_query, timeline_query
@@ -51,7 +51,14 @@ from ..store.sqlcheck import inspect
 from ..store.tiers import EXPORT_FORMATS, check_target, write_query
 from ..timeutil import as_utc, utc_iso
 from . import masking, search
-from .audit import AuditError, AuditTrail, AuditVerifyReport, mask_params, mask_sql_text
+from .audit import (
+    AuditError,
+    AuditTrail,
+    AuditVerifyReport,
+    Vocabulary,
+    mask_params,
+    mask_sql_text,
+)
 from .config import (
     ENV_USER,
     AccessConfig,
@@ -135,6 +142,9 @@ class Session:
         self._clock = lambda: dt.datetime.now(dt.UTC)
         self._searches = search.RateLimit(role.max_searches_per_minute)
         self._views = MaskedViews(store, uuid.uuid4().hex[:10])
+        # what the trail may keep of what this session's user types (the store's words
+        # are read once, the first time a value is not known otherwise)
+        self._vocabulary = Vocabulary(load=self._views.vocabulary)
         # the two cursors (masked views, raw views) and the sandbox user SQL is bound in
         self._masked_con, self._raw_con = self._views.masked, self._views.raw
         self._sandbox, self._db = self._views.sandbox, self._views.db
@@ -329,6 +339,8 @@ class Session:
         lead_ids=None,
         rows: int | None = None,
     ) -> None:
+        """Append a record of this session; ``detail`` is masked as free text unless its
+        maker masked it already (a :class:`_Masked` text: SQL, search values)."""
         grant = self._grant
         if masked is None:
             masked = grant is None
@@ -341,7 +353,9 @@ class Session:
             outcome=outcome,
             masked=masked,
             purpose=purpose,
-            detail=None if detail is None else masking.mask_free_text(detail),
+            detail=detail
+            if detail is None or isinstance(detail, _Masked)
+            else masking.mask_free_text(detail),
             lead_ids=lead_ids,
             rows=rows,
             store=self._store_label(),
@@ -349,9 +363,10 @@ class Session:
             at=self._now(),
         )
 
-    def _read(self, action: str, detail: str, run, *, lead_ids=None, relation=None):
+    def _read(self, action: str, detail, run, *, lead_ids=None, relation=None):
         """Run one read on the masked or raw views (in one snapshot), recorded on the
-        trail either way.
+        trail either way. ``detail`` is the text of the record, or a function of the
+        rows read (None when the read failed) that gives it.
 
         With ``relation``, a masked read runs on the raw view and masks the rows in
         Python with the view's own rules: for the few rows of a timeline this saves the
@@ -372,12 +387,40 @@ class Session:
                 msg = masking.mask_free_text(str(e).strip().splitlines()[0])
                 if masked and relation is not None:
                     msg = "(message withheld: it may quote a raw value)"
-                self._record(action, outcome="failed", masked=masked, detail=detail)
+                text = detail(None) if callable(detail) else detail
+                self._record(action, outcome="failed", masked=masked, detail=text)
                 raise QueryError(f"{action} failed: {msg}") from None
             if lead_ids is None:
                 lead_ids = _lead_ids(df, 100 if masked else 10_000)
-            self._record(action, masked=masked, detail=detail, lead_ids=lead_ids, rows=len(df))
+            text = detail(df) if callable(detail) else detail
+            self._record(action, masked=masked, detail=text, lead_ids=lead_ids, rows=len(df))
             return df
+
+    def _typed(self, value):
+        """A value a person gave a read, as the trail keeps it (see ``audit.Vocabulary``)."""
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, str):
+            return self._vocabulary.mask(value)
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self._typed(v) for v in value]
+        return mask_params(value, self._vocabulary)
+
+    def _refuse_invalid_text(self, action: str, detail, *values) -> None:
+        """Refuse (on the record) a read given text that is not valid Unicode: a lone
+        surrogate cannot be encoded, so no query, search or record could hold it."""
+        where = _invalid_text(values)
+        if where is None:
+            return
+        text = detail() if callable(detail) else detail
+        note = f"{text} (invalid text: {where})"
+        self._record(
+            action, outcome="refused", detail=_Masked(note) if isinstance(text, _Masked) else note
+        )
+        raise InputError(
+            f"{action}: {where} holds a lone surrogate (a half of a UTF-16 pair, e.g. "
+            "'\\ud800'), which is not text; give the value as valid Unicode"
+        )
 
     def audit(
         self,
@@ -432,12 +475,14 @@ class Session:
 
         >>> session.sql("SELECT type, count(*) AS n FROM events GROUP BY type")  # doctest: +SKIP
         """
-        detail = mask_sql_text(str(query))
-        if params is not None:
-            detail += f"  params={mask_params(params)!r}"
         with self._lock:
             self._check_open()
+            detail = mask_sql_text(str(query), self._vocabulary)
+            if params is not None:
+                detail += f"  params={mask_params(params, self._vocabulary)!r}"
+            detail = _Masked(detail)
             self._require("read", "sql")
+            self._refuse_invalid_text("sql", detail, query, params)
             try:
                 shape = inspect(query)
             except ReadOnlyViolation:
@@ -496,8 +541,14 @@ class Session:
                 return decode(con.df("SELECT * FROM events LIMIT 0"))
             return decode(con.frame(q, params))
 
-        detail = _call("timeline", lead_id)
-        return self._read("timeline", detail, run, lead_ids=[lead_id], relation="events")
+        def detail(df=None):
+            # an id that names a lead of the store is kept; any other text is not
+            found = df is not None and len(df) > 0
+            return _call("timeline", lead_id if found else self._typed(lead_id))
+
+        with self._lock:
+            self._refuse_invalid_text("timeline", detail, lead_id)
+            return self._read("timeline", detail, run, relation="events")
 
     def events(
         self,
@@ -515,20 +566,26 @@ class Session:
         >>> session.events(type="recipient.*", limit=10)                  # doctest: +SKIP
         """
         q, params = events_query(type, outcome, lead_id, entity_id, flow_id, since, until, limit)
-        detail = _call(
-            "events",
-            type=type,
-            outcome=outcome,
-            lead_id=lead_id,
-            entity_id=entity_id,
-            flow_id=flow_id,
-            since=since,
-            until=until,
-            limit=limit,
-        )
-        return self._read(
-            "events", detail, lambda con: decode(con.df(q, params)), relation="events"
-        )
+
+        def detail(df=None):
+            found = df is not None and len(df) > 0  # a lead_id that matched is a lead's id
+            return _call(
+                "events",
+                type=self._typed(type),
+                outcome=self._typed(outcome),
+                lead_id=lead_id if found or lead_id is None else self._typed(lead_id),
+                entity_id=self._typed(entity_id),
+                flow_id=self._typed(flow_id),
+                since=None if since is None else self._typed(utc_iso(as_utc(since, "since"))),
+                until=None if until is None else self._typed(utc_iso(as_utc(until, "until"))),
+                limit=limit,
+            )
+
+        with self._lock:
+            self._refuse_invalid_text("events", detail, type, outcome, lead_id, entity_id, flow_id)
+            return self._read(
+                "events", detail, lambda con: decode(con.df(q, params)), relation="events"
+            )
 
     def lead_summary(self, lead_id: str | None = None) -> pd.DataFrame:
         """The per-lead summary (source, stage reached, outcome, cost, revenue).
@@ -539,8 +596,14 @@ class Session:
             q, params = "SELECT * FROM lead_summary ORDER BY first_seen, lead_id", []
         else:
             q, params = "SELECT * FROM lead_summary WHERE lead_id = ?", [lead_id]
-        detail = _call("lead_summary", lead_id)
-        return self._read("lead_summary", detail, lambda con: con.df(q, params))
+
+        def detail(df=None):
+            found = df is not None and len(df) > 0
+            return _call("lead_summary", lead_id if found else self._typed(lead_id))
+
+        with self._lock:
+            self._refuse_invalid_text("lead_summary", detail, lead_id)
+            return self._read("lead_summary", detail, lambda con: con.df(q, params))
 
     def quarantined(self, limit: int | None = None) -> pd.DataFrame:
         """Events the store could not take, with reason, origin and (masked) raw text.
@@ -696,6 +759,30 @@ def _lead_ids(df: pd.DataFrame, cap: int) -> list[str] | None:
         return None
     ids = pd.unique(df["lead_id"].dropna())
     return [str(x) for x in ids[:cap]]
+
+
+class _Masked(str):
+    """Text for the trail that its maker has masked (the trail keeps it as it is)."""
+
+    __slots__ = ()
+
+
+def _invalid_text(values) -> str | None:
+    """Where in ``values`` (text, lists, mappings) a lone surrogate is, or None."""
+    stack = [("the value", v) for v in values]
+    while stack:
+        where, v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError as e:
+                return f"position {e.start} of {where}"
+        elif isinstance(v, Mapping):
+            stack.extend((f"the value of {k!a}", x) for k, x in v.items())
+            stack.extend(("a name", k) for k in v)
+        elif isinstance(v, list | tuple | set | frozenset):
+            stack.extend((where, x) for x in v)
+    return None
 
 
 def _purpose_on_record(purpose: str) -> str:
