@@ -36,7 +36,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +51,7 @@ __all__ = [
     "AuditTrail",
     "AuditError",
     "AuditVerifyReport",
+    "QuotaState",
     "utc_iso",
     "FIELDS",
     "mask_sql_text",
@@ -102,6 +103,7 @@ CREATE TABLE IF NOT EXISTS audit (
     hash      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_timestamp ON audit (timestamp);
+CREATE INDEX IF NOT EXISTS audit_user_action ON audit (user, action, timestamp);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: records cannot be changed'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
@@ -154,6 +156,28 @@ def _valid_text(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
+
+
+@dataclass(frozen=True)
+class QuotaState:
+    """A quota used up: ``limit`` records in ``seconds``; ``count`` made; the next
+    allowed in ``wait`` seconds."""
+
+    seconds: float
+    limit: int
+    count: int
+    wait: float
+
+    @property
+    def label(self) -> str:
+        """The window in words: 'a minute', 'a day', '90 seconds'."""
+        return {60: "a minute", 3600: "an hour", 86400: "a day"}.get(
+            int(self.seconds), f"{self.seconds:g} seconds"
+        )
+
+
+def _parse_iso(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _record_hash(prev: str, record: dict) -> str:
@@ -231,8 +255,16 @@ class AuditTrail:
         store: str | None = None,
         session: str | None = None,
         at: dt.datetime | None = None,
+        quota: Sequence[tuple[float, int]] = (),
     ) -> dict:
-        """Append one record and return it (with its id and hash)."""
+        """Append one record and return it (with its id and hash).
+
+        ``quota`` limits how often ``user`` may do ``action``: ``(seconds, limit)`` pairs,
+        each at most ``limit`` records (whatever their outcome) in the ``seconds`` before
+        ``at``. It is checked in the transaction that appends, so processes that append
+        at once cannot both pass it. A record beyond a quota is appended as refused (it
+        counts too), without its lead ids, and returned with ``"over_quota"``: a
+        :class:`QuotaState`."""
         record = {
             "timestamp": utc_iso(at),
             "user": user,
@@ -254,16 +286,26 @@ class AuditTrail:
                 record[k] = _valid_text(v)
         with self._lock:
             try:
-                return self._retry(lambda: self._insert(record))
+                return self._retry(lambda: self._insert(record, quota))
             except sqlite3.Error as e:
                 raise AuditError(
                     f"cannot write to the audit trail {self.label}: {e}; the read was refused"
                 ) from None
 
-    def _insert(self, record: dict) -> dict:
+    def _insert(self, record: dict, quota=()) -> dict:
         db = self._db
         db.execute("BEGIN IMMEDIATE")  # take the write lock before reading the last hash
         try:
+            over = self._over_quota(record["user"], record["action"], record["timestamp"], quota)
+            if over is not None:
+                note = f" (refused: {over.limit} in {over.label} used up)"
+                record = dict(
+                    record,
+                    outcome="refused",
+                    detail=(record["detail"] or "") + note,
+                    lead_ids=None,
+                    rows=None,
+                )
             row = db.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
             prev = row[0] if row else GENESIS
             rec = dict(record, prev_hash=prev, hash=_record_hash(prev, record))
@@ -283,7 +325,36 @@ class AuditTrail:
             db.execute("ROLLBACK")
             raise
         self._write_anchor_file(rec["id"], rec["hash"])
+        if over is not None:
+            rec["over_quota"] = over
         return rec
+
+    def _over_quota(self, user: str, action: str, at: str, quota) -> QuotaState | None:
+        """The first of ``quota`` that ``user`` has used up at ``at`` (ISO text), or None."""
+        now = _parse_iso(at)
+        for seconds, limit in quota:
+            since = utc_iso(now - dt.timedelta(seconds=seconds))
+            (n,) = self._db.execute(
+                "SELECT count(*) FROM audit WHERE user = ? AND action = ? AND timestamp >= ?",
+                [user, action, since],
+            ).fetchone()
+            if n >= limit:
+                # the record whose ageing out brings the count below the limit
+                row = self._db.execute(
+                    "SELECT timestamp FROM audit WHERE user = ? AND action = ? AND timestamp >= ? "
+                    "ORDER BY timestamp LIMIT 1 OFFSET ?",
+                    [user, action, since, n - limit],
+                ).fetchone()
+                free = _parse_iso(row[0]) + dt.timedelta(seconds=seconds) if row else now
+                return QuotaState(seconds, limit, n, max(0.0, (free - now).total_seconds()))
+        return None
+
+    def over_quota(
+        self, user: str, action: str, quota: Sequence[tuple[float, int]], at=None
+    ) -> QuotaState | None:
+        """Has ``user`` used up one of ``quota`` (see :meth:`append`) at ``at`` (now)?"""
+        with self._lock:
+            return self._retry(lambda: self._over_quota(user, action, utc_iso(at), quota))
 
     @property
     def anchor_path(self) -> Path | None:

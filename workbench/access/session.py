@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import math
 import os
 import threading
 import uuid
@@ -58,6 +59,7 @@ from .audit import (
     Vocabulary,
     mask_params,
     mask_sql_text,
+    placeholder,
 )
 from .config import (
     ENV_USER,
@@ -140,7 +142,6 @@ class Session:
         self._grant: Grant | None = None
         self._grant_purpose: str | None = None  # the grant's purpose as the trail keeps it
         self._clock = lambda: dt.datetime.now(dt.UTC)
-        self._searches = search.RateLimit(role.max_searches_per_minute)
         self._views = MaskedViews(store, uuid.uuid4().hex[:10])
         # what the trail may keep of what this session's user types (the store's words
         # are read once, the first time a value is not known otherwise)
@@ -338,15 +339,17 @@ class Session:
         detail: str | None = None,
         lead_ids=None,
         rows: int | None = None,
-    ) -> None:
-        """Append a record of this session; ``detail`` is masked as free text unless its
-        maker masked it already (a :class:`_Masked` text: SQL, search values)."""
+        quota=(),
+    ) -> dict:
+        """Append a record of this session (and return it); ``detail`` is masked as free
+        text unless its maker masked it already (a :class:`_Masked` text: SQL, search
+        values). ``quota`` as for ``AuditTrail.append``."""
         grant = self._grant
         if masked is None:
             masked = grant is None
         if purpose is None and not masked and grant is not None:
             purpose = self._grant_purpose
-        self._trail.append(
+        return self._trail.append(
             user=self.user,
             role=self.role,
             action=action,
@@ -361,6 +364,7 @@ class Session:
             store=self._store_label(),
             session=self.id,
             at=self._now(),
+            quota=quota,
         )
 
     def _read(self, action: str, detail, run, *, lead_ids=None, relation=None):
@@ -664,46 +668,35 @@ class Session:
         Values are compared whole, normalised by their field type (case of emails and
         names, punctuation of phone numbers and SSNs): a prefix or part of a value finds
         nothing. Any PII field name of the catalogue may be given, e.g.
-        ``first_name="John"``. Searches are limited per session and minute, and audited
-        with the values masked.
+        ``first_name="John"``. A user may search ``max_searches_per_minute`` times a
+        minute and ``max_searches_per_day`` times a day (their role's, counted on the
+        audit trail over all their sessions, refused searches included); every search is
+        audited with the values masked.
 
         >>> session.find_leads(email="john@example.com")                   # doctest: +SKIP
         ['lead_5T8nK3mP9Q2wR7xN']
         """
         criteria = dict(email=email, phone=phone, ssn=ssn, **fields)
         criteria = {k: v for k, v in criteria.items() if v is not None}
-        typed = {}
-        for name, value in criteria.items():
-            ft = field_type(name)
-            if not ft.pii:
-                raise ValueError(
-                    f"find_leads searches by a personal value; {name!r} is a {ft.label} field. "
-                    "Give email=, phone=, ssn= or another PII field (first_name=, "
-                    "date_of_birth=, ...); filter other fields with sql()"
-                )
-            if not isinstance(value, str | int) or isinstance(value, bool):
-                raise ValueError(f"find_leads({name}=...): give the value as text")
-            norm = search.normalise(ft, value)
-            if not norm:
-                raise ValueError(f"find_leads({name}=...): the value is empty")
-            search.check_whole(ft, norm, name)
-            typed[name] = (ft, norm)
-        if not typed:
-            raise ValueError("find_leads needs a value to search for, e.g. email='...'")
-        detail = "find_leads(" + ", ".join(
-            f"{k}={masking.mask_value(ft, v)!r}" for k, (ft, v) in typed.items()
-        )
-        detail += ")"
         with self._lock:
             self._check_open()
             self._require("search", "find_leads")
-            if not self._searches.take():
-                wait = self._searches.wait_seconds()
-                self._record("find_leads", outcome="refused", detail=detail + " (rate limit)")
-                raise SearchLimitError(
-                    f"search limit reached: a session may search by raw value "
-                    f"{self._searches.per_minute} times a minute; try again in {wait:.0f} s"
+            typed, shown, problem = self._search_terms(criteria)
+            detail = _Masked("find_leads(" + ", ".join(shown) + ")")
+            quota = (
+                (60, self._role.max_searches_per_minute),
+                (86_400, self._role.max_searches_per_day),
+            )
+            over = self._trail.over_quota(self.user, "find_leads", quota, at=self._now())
+            if over is not None:
+                note = f"refused: {over.limit} in {over.label} used up"
+                self._record("find_leads", outcome="refused", detail=_Masked(f"{detail} ({note})"))
+                raise self._search_limit(over)
+            if problem is not None:
+                self._record(
+                    "find_leads", outcome="refused", detail=_Masked(f"{detail} ({problem[0]})")
                 )
+                raise problem[1]
             self._con()  # views up to date
             found: set[str] | None = None
             with self._raw_con.snapshot():
@@ -711,8 +704,76 @@ class Session:
                     leads = search.leads_with(self._raw_con, ft, norm)
                     found = leads if found is None else found & leads
             result = sorted(found or ())
-            self._record("find_leads", detail=detail, lead_ids=result, rows=len(result))
+            # the quota is checked again where the record is appended: searches made at
+            # once from other sessions or processes cannot both pass it
+            rec = self._record(
+                "find_leads", detail=detail, lead_ids=result, rows=len(result), quota=quota
+            )
+            if rec.get("over_quota") is not None:
+                raise self._search_limit(rec["over_quota"])  # the result is not shown
             return result
+
+    def _search_limit(self, over) -> SearchLimitError:
+        return SearchLimitError(
+            f"search limit reached: user {self.user!r} may search by raw value "
+            f"{over.limit} times {over.label} (over all their sessions, refused searches "
+            f"included); try again in {math.ceil(over.wait)} s"
+        )
+
+    def _search_terms(self, criteria: dict):
+        """The values of a search, normalised by field type; how the trail shows each;
+        and the first problem with them (a note for the trail and the error), or None."""
+        typed, shown, problem = {}, [], None
+
+        def refuse(note: str, error: Exception):
+            nonlocal problem
+            if problem is None:
+                problem = (note, error)
+
+        for name, value in criteria.items():
+            label = name if self._vocabulary.keeps(name) else placeholder(name)
+            if _invalid_text([name, value]) is not None:
+                shown.append(f"{label}=<invalid text>")
+                refuse(
+                    "invalid text",
+                    InputError(
+                        f"find_leads({label}=...): the value holds a lone surrogate (a half "
+                        "of a UTF-16 pair, e.g. '\\ud800'), which is not text"
+                    ),
+                )
+                continue
+            ft = field_type(name)
+            if not ft.pii:
+                shown.append(f"{label}={self._typed(str(value))!r}")
+                refuse(
+                    "not a personal field",
+                    ValueError(
+                        f"find_leads searches by a personal value; {name!r} is a {ft.label} "
+                        "field. Give email=, phone=, ssn= or another PII field (first_name=, "
+                        "date_of_birth=, ...); filter other fields with sql()"
+                    ),
+                )
+                continue
+            if not isinstance(value, str | int) or isinstance(value, bool):
+                shown.append(f"{label}=<{type(value).__name__}>")
+                refuse("not text", ValueError(f"find_leads({name}=...): give the value as text"))
+                continue
+            norm = search.normalise(ft, value)
+            try:
+                if not norm:
+                    raise ValueError(f"find_leads({name}=...): the value is empty")
+                search.check_whole(ft, norm, name)
+            except ValueError as e:
+                shown.append(f"{label}={placeholder(str(value))!r}")
+                refuse("not a whole value", e)
+                continue
+            shown.append(f"{label}={masking.mask_value(ft, norm)!r}")
+            typed[name] = (ft, norm)
+        if not criteria:
+            refuse(
+                "no value", ValueError("find_leads needs a value to search for, e.g. email='...'")
+            )
+        return typed, shown, problem
 
     # ------------------------------------------------------------------ masking helpers
 
