@@ -722,7 +722,8 @@ class Session:
 
     def _search_terms(self, criteria: dict):
         """The values of a search, normalised by field type; how the trail shows each;
-        and the first problem with them (a note for the trail and the error), or None."""
+        and the first problem with them (a note for the trail and the InputError, a
+        ValueError), or None."""
         typed, shown, problem = {}, [], None
 
         def refuse(note: str, error: Exception):
@@ -747,7 +748,7 @@ class Session:
                 shown.append(f"{label}={self._typed(str(value))!r}")
                 refuse(
                     "not a personal field",
-                    ValueError(
+                    InputError(
                         f"find_leads searches by a personal value; {name!r} is a {ft.label} "
                         "field. Give email=, phone=, ssn= or another PII field (first_name=, "
                         "date_of_birth=, ...); filter other fields with sql()"
@@ -756,7 +757,7 @@ class Session:
                 continue
             if not isinstance(value, str | int) or isinstance(value, bool):
                 shown.append(f"{label}=<{type(value).__name__}>")
-                refuse("not text", ValueError(f"find_leads({name}=...): give the value as text"))
+                refuse("not text", InputError(f"find_leads({name}=...): give the value as text"))
                 continue
             norm = search.normalise(ft, value)
             try:
@@ -765,13 +766,13 @@ class Session:
                 search.check_whole(ft, norm, name)
             except ValueError as e:
                 shown.append(f"{label}={placeholder(str(value))!r}")
-                refuse("not a whole value", e)
+                refuse("not a whole value", InputError(str(e)))
                 continue
             shown.append(f"{label}={masking.mask_value(ft, norm)!r}")
             typed[name] = (ft, norm)
         if not criteria:
             refuse(
-                "no value", ValueError("find_leads needs a value to search for, e.g. email='...'")
+                "no value", InputError("find_leads needs a value to search for, e.g. email='...'")
             )
         return typed, shown, problem
 
