@@ -321,6 +321,7 @@ TYPED = {
     "underscored": "zqwilhelmina_zqfrobisher",
     "id_shaped": "lead_Zqwilhelmina",
     "like": "%zqcanary%",
+    "like_name": "%mary%",
     "full": "Zqwilhelmina Zqfrobisher",
     "street": "742 Evergreen Terrace",
     "ipv6": "2001:db8:85a3::8a2e:370:7334",

@@ -583,6 +583,7 @@ def _catalogue_words() -> frozenset[str]:
         words.add(et.category)
         parts = et.name.split(".")
         words.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+        words.update(parts)
         words.update(et.required_metadata)
         words.update(et.optional_metadata)
         words.update(et.outcomes)
@@ -642,10 +643,10 @@ class Vocabulary:
         if _ID.fullmatch(t):
             return self._id_known(t)
         folded = t.casefold()
-        if folded in self._all_words():
+        if self._knows(folded):
             return True
         if t.startswith("$") and _JSON_PATH.fullmatch(t):
-            return all((a or b).casefold() in self._all_words() for a, b in _PATH_PART.findall(t))
+            return all(self._knows((a or b).casefold()) for a, b in _PATH_PART.findall(t))
         if "%" in t or "*" in t:
             pieces = [p.strip("._ ") for p in _WILDCARDS.split(folded)]
             return all(not p or self._piece_known(p) for p in pieces)
@@ -662,8 +663,10 @@ class Vocabulary:
             or not t.strip("%_*")
         )
 
-    def _all_words(self) -> frozenset[str]:
-        return self._store().words | self.words | _catalogue_words()
+    def _knows(self, word: str) -> bool:
+        """Is ``word`` (case-folded) a word of the catalogue, of the session, of the
+        store (whose words are read only when the others do not know it)?"""
+        return word in _catalogue_words() or word in self.words or word in self._store().words
 
     def _store(self) -> Vocabulary:
         """The store's words, read once (only when something typed is not known else)."""
@@ -675,10 +678,10 @@ class Vocabulary:
         return self._loaded
 
     def _piece_known(self, piece: str) -> bool:
-        words = self._all_words()
-        if piece in words:
+        """A piece of a LIKE pattern: a word, or the start of an event type's name."""
+        if self._knows(piece):
             return True
-        return len(piece) >= 3 and any(piece in w for w in _catalogue_words())
+        return len(piece) >= 3 and any(n.startswith(piece) for n in catalog.DEFAULT_CATALOG.names())
 
     def _near_events(self, m: re.Match) -> bool:
         try:
