@@ -1,17 +1,28 @@
 """The audit trail: every read, search, grant and refusal, append-only, masked, and
 complete when many processes write at once."""
 
+import contextlib
 import datetime as dt
+import hashlib
 import multiprocessing
 import re
 import sqlite3
 
 import pandas as pd
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import workbench
 from workbench.access import NotPermittedError, connect
-from workbench.access.audit import AuditError, AuditTrail
+from workbench.access.audit import (
+    AuditError,
+    AuditTrail,
+    Vocabulary,
+    mask_sql_text,
+    placeholder,
+)
+from workbench.errors import WorkbenchError
 
 from .conftest import lead_events, make_event
 
@@ -253,4 +264,201 @@ def test_pii_typed_into_sql_is_masked_on_the_trail(disk):
     with connect(disk, user="adam", role="admin") as admin:
         details = admin.audit(user="ana", action="sql").detail.str.cat(sep="\n")
     assert "Rosalind" not in details and "4155550188" not in details
-    assert "lead_R" in details and "R***" in details
+    name = placeholder("Rosalind")  # its length and the start of its SHA-256
+    assert name == f"<text:8 chars #{hashlib.sha256(b'Rosalind').hexdigest()[:6]}>"
+    assert f"lead_snapshot->>'first_name' = '{name}'" in details
+    assert f"params=['{name}', '(415) ***-****', 'lead_R']" in details
+
+
+@pytest.mark.parametrize(
+    "purpose",
+    [
+        "\x1b[31m\x1b[0m" * 5,  # colour codes only
+        "\x1b]0;ticket 4711 customer request\x07",  # a terminal title, not a purpose
+        "\x9b31m\x9b0m" * 6,  # the 8-bit form of the same codes
+        "\x1b[2J\x1b[H" * 8,  # clear the screen, cursor home
+        "[31m[0m[31m[0m[31m[0m",  # what the codes leave once ESC is dropped
+        "1234567890 12345",  # a number is no reason
+        "-- -- -- ab -- cd --",
+    ],
+)
+def test_escape_codes_and_signs_are_no_purpose(disk, purpose):
+    from workbench.access import GrantError
+
+    with connect(disk, user="cora", role="compliance") as s:
+        with pytest.raises(GrantError, match="in words"):
+            s.unmask(purpose=purpose, minutes=5)
+        assert s.masked
+    with connect(disk, user="adam", role="admin") as admin:
+        last = admin.audit(user="cora", action="unmask").iloc[-1]
+    assert last.outcome == "refused" and "no purpose stated" in last.detail
+    assert "\x1b" not in last.purpose and "\x9b" not in last.purpose
+
+
+def test_the_purpose_is_kept_as_given_with_its_control_characters_escaped(disk):
+    given = "\x1b[1mticket 4711\x1b[0m: request\u200b from rosalind.audit@example.com\x07"
+    with connect(disk, user="cora", role="compliance") as s:
+        grant = s.unmask(purpose=given, minutes=5)
+        assert grant.purpose == "ticket 4711: request from rosalind.audit@example.com"
+        s.timeline("lead_R")
+        grant.revoke()
+    with connect(disk, user="adam", role="admin") as admin:
+        trail = admin.audit(user="cora")
+    kept = trail[trail.action.isin(["unmask", "timeline", "revoke"])].purpose.tolist()
+    assert kept == ["\\x1b[1mticket 4711\\x1b[0m: request\\u200b from r***@example.com\\x07"] * 3
+    assert not any(c in trail.to_csv() for c in "\x1b\x07\u200b")
+
+
+# --------------------------------------------------------------------------- typed values
+
+# Values a person may type that name somebody: none may reach the trail as typed.
+TYPED = {
+    "dob": "1979-03-14",
+    "dob_us": "03/14/1979",
+    "dob_dots": "14.03.1979",
+    "name": "Zqwilhelmina",
+    "dotted": "mary.jones",
+    "underscored": "zqwilhelmina_zqfrobisher",
+    "id_shaped": "lead_Zqwilhelmina",
+    "like": "%zqcanary%",
+    "like_name": "%mary%",
+    "full": "Zqwilhelmina Zqfrobisher",
+    "street": "742 Evergreen Terrace",
+    "ipv6": "2001:db8:85a3::8a2e:370:7334",
+    "ip": "203.0.113.77",
+    "email": "zqcanary.person@example.com",
+    "ssn": "078-05-1120",
+}
+SQL_FORMS = [
+    "SELECT count(*) FROM events WHERE lead_snapshot->>'dob' = '{v}'",
+    "SELECT count(*) FROM events WHERE lead_snapshot::VARCHAR LIKE '%{v}%'",
+    "SELECT '{v}' AS x",
+    "SELECT count(*) FROM events WHERE lead_snapshot->>'{v}' IS NOT NULL",
+    'SELECT "{v}" FROM events',
+    "SELECT count(*) FROM events -- {v}",
+    "SELECT count(*) FROM events /* {v} */",
+    "SELECT count(*) FROM events /* a /* {v} */ b */",
+    "SELECT count(*) FROM events WHERE lead_id = E'{v}'",
+    "SELECT count(*) FROM events WHERE lead_id = E'it\\'s {v}'",
+    "SELECT count(*) FROM events WHERE lead_id = $${v}$$",
+    "SELECT count(*) FROM events WHERE lead_id = $q${v}$q$",
+    "SELECT count(*) FROM events WHERE lead_id = '{v}",  # never closed
+]
+
+
+def _raw_pieces(value: str) -> list[str]:
+    """What of ``value`` must not be on the trail: the value and its longer words."""
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", value) if len(w) >= 5]
+    return [value, *words]
+
+
+@pytest.mark.parametrize("kind", sorted(TYPED))
+def test_values_typed_into_a_read_are_not_kept_raw(disk, kind):
+    value = TYPED[kind]
+    with connect(disk, user="tess") as s:
+        for form in SQL_FORMS:
+            with contextlib.suppress(WorkbenchError):
+                s.sql(form.replace("{v}", value.replace("'", "''")))
+        s.sql("SELECT count(*) FROM events WHERE lead_snapshot->>'email' = ?", [value])
+        s.sql("SELECT count(*) FROM events WHERE lead_id = $v", {"v": value})
+        s.timeline(value)
+        s.events(lead_id=value, type=value, outcome=value, entity_id=value)
+        s.lead_summary(value)
+    with connect(disk, user="adam", role="admin") as admin:
+        trail = admin.audit(user="tess")
+    text = trail.detail.str.cat(sep="\n") + repr(trail.lead_ids.tolist())
+    for piece in _raw_pieces(value):
+        assert piece not in text, piece
+    assert placeholder(value) in text  # an auditor holding the value can find it
+
+
+def test_comments_are_dropped_and_known_words_kept(disk):
+    query = (
+        "SELECT type, count(*) AS n -- by type, for mary.jones\n"
+        "FROM events /* asked by Zqwilhelmina */ WHERE type LIKE 'recipient.%' "
+        "AND outcome IN ('success', 'failure') AND lead_snapshot->>'first_name' IS NOT NULL "
+        "AND metadata->>'$.raw_data.dob' IS NULL AND \"timestamp\" > NOW() - INTERVAL '24 hours' "
+        f"AND lead_id <> 'lead_A' AND strftime(\"timestamp\", '%Y-%m-%d') >= '{NOW.date().isoformat()}' "
+        "GROUP BY type"
+    )
+    with connect(disk, user="ana") as s:
+        s.sql(query)
+        s.events(type="recipient.*", outcome="success", lead_id="lead_A", since=NOW.date())
+        s.timeline("lead_A")
+    with connect(disk, user="adam", role="admin") as admin:
+        sql, events, timeline = admin.audit(user="ana").detail.tolist()[1:]
+    assert "mary" not in sql and "Zqwilhelmina" not in sql and "--" not in sql
+    for kept in (
+        "'recipient.%'",
+        "('success', 'failure')",
+        "'first_name'",
+        "'$.raw_data.dob'",
+        '"timestamp"',
+        "'24 hours'",
+        "'lead_A'",
+        "'%Y-%m-%d'",
+        f"'{NOW.date().isoformat()}'",
+    ):
+        assert kept in sql, kept
+    assert "type='recipient.*'" in events and "lead_id='lead_A'" in events
+    assert timeline == "timeline('lead_A')"
+
+
+def test_an_unknown_lead_id_is_kept_as_a_placeholder(disk):
+    with connect(disk, user="ana") as s:
+        s.timeline("lead_Zqwilhelmina")
+        s.sql("SELECT * FROM events WHERE lead_id IN ('lead_R', 'lead_Zqwilhelmina')")
+    with connect(disk, user="adam", role="admin") as admin:
+        trail = admin.audit(user="ana")
+    timeline, sql = trail.detail.tolist()[1:]
+    assert timeline == f"timeline('{placeholder('lead_Zqwilhelmina')}')"
+    assert trail.lead_ids.tolist()[1] == []
+    assert f"('lead_R', '{placeholder('lead_Zqwilhelmina')}')" in sql
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda s: s.sql("SELECT '\ud800' AS x"),
+        lambda s: s.sql("SELECT 1 AS x -- \udfff"),
+        lambda s: s.sql("SELECT ? AS x", ["\ud800"]),
+        lambda s: s.sql("SELECT $v AS x", {"v": ["ok", "\ud83d"]}),
+        lambda s: s.timeline("lead_\ud800"),
+        lambda s: s.events(type="\ud800.x"),
+        lambda s: s.lead_summary("\udc00"),
+    ],
+)
+def test_a_lone_surrogate_is_refused_clearly_and_on_the_record(disk, read):
+    from workbench.errors import InputError
+
+    with connect(disk, user="ana") as s, pytest.raises(InputError, match="lone surrogate"):
+        read(s)
+    with connect(disk, user="adam", role="admin") as admin:
+        last = admin.audit(user="ana").iloc[-1]
+        assert admin.verify_audit().ok
+    assert last.outcome == "refused" and "invalid text" in last.detail
+    assert "\ud800" not in last.detail
+
+
+def test_the_trail_records_text_that_is_not_valid_unicode(tmp_path):
+    trail = AuditTrail(str(tmp_path / "t.sqlite"))
+    rec = trail.append(user="ana", role="analyst", action="sql", detail="SELECT '\ud800'")
+    assert rec["detail"] == "SELECT '\\ud800'"
+    assert trail.verify().ok
+    trail.close()
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_@ "
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.text(alphabet=_LETTERS, min_size=3, max_size=30),
+    form=st.sampled_from(SQL_FORMS),
+)
+def test_no_unknown_literal_survives_the_masking_of_sql_text(value, form):
+    value = value.strip()
+    assume(len(value) >= 3 and not Vocabulary().keeps(value))
+    query = form.replace("{v}", value)
+    assume(value not in form.replace("{v}", ""))
+    assert value not in mask_sql_text(query)

@@ -170,6 +170,9 @@ def test_access_config_from_a_file_beside_the_store(tmp_path, monkeypatch):
         ({"users": {"u": []}}, "has no roles"),
         ({"groups": {}}, "unknown key.*groups"),
         ({"roles": {"x": {"rights": ["unmask"], "max_unmask_minutes": -1}}}, "minutes"),
+        ({"roles": {"x": {"max_searches_per_day": -1}}}, "max_searches_per_day must be"),
+        ({"roles": {"x": {"max_searches_per_day": "300"}}}, "max_searches_per_day must be"),
+        ({"roles": {"x": {"max_searches_per_hour": 5}}}, "max_searches_per_day"),
     ],
 )
 def test_bad_access_configs_say_what_is_wrong(doc, message):

@@ -36,24 +36,29 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from .. import catalog
 from ..errors import WorkbenchError
 from ..timeutil import utc_iso
-from .masking import STARS, mask_document, mask_free_text
+from .masking import mask_document, mask_text
 
 __all__ = [
     "AuditTrail",
     "AuditError",
     "AuditVerifyReport",
+    "QuotaState",
     "utc_iso",
     "FIELDS",
     "mask_sql_text",
     "mask_params",
+    "Vocabulary",
+    "placeholder",
+    "fingerprint",
 ]
 
 #: The columns of an audit record, in order.
@@ -98,6 +103,7 @@ CREATE TABLE IF NOT EXISTS audit (
     hash      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_timestamp ON audit (timestamp);
+CREATE INDEX IF NOT EXISTS audit_user_action ON audit (user, action, timestamp);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: records cannot be changed'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
@@ -140,6 +146,38 @@ class AuditVerifyReport:
             return "\n".join([text, *self.notes])
         where = f" at audit record {self.first_bad_id}" if self.first_bad_id is not None else ""
         return f"TAMPERED{where}: {self.problem}"
+
+
+def _valid_text(text: str) -> str:
+    """``text`` as UTF-8 can hold it: a lone surrogate (which no file or hash can encode)
+    is written as its escape, ``\\ud800``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+@dataclass(frozen=True)
+class QuotaState:
+    """A quota used up: ``limit`` records in ``seconds``; ``count`` made; the next
+    allowed in ``wait`` seconds."""
+
+    seconds: float
+    limit: int
+    count: int
+    wait: float
+
+    @property
+    def label(self) -> str:
+        """The window in words: 'a minute', 'a day', '90 seconds'."""
+        return {60: "a minute", 3600: "an hour", 86400: "a day"}.get(
+            int(self.seconds), f"{self.seconds:g} seconds"
+        )
+
+
+def _parse_iso(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _record_hash(prev: str, record: dict) -> str:
@@ -217,8 +255,16 @@ class AuditTrail:
         store: str | None = None,
         session: str | None = None,
         at: dt.datetime | None = None,
+        quota: Sequence[tuple[float, int]] = (),
     ) -> dict:
-        """Append one record and return it (with its id and hash)."""
+        """Append one record and return it (with its id and hash).
+
+        ``quota`` limits how often ``user`` may do ``action``: ``(seconds, limit)`` pairs,
+        each at most ``limit`` records (whatever their outcome) in the ``seconds`` before
+        ``at``. It is checked in the transaction that appends, so processes that append
+        at once cannot both pass it. A record beyond a quota is appended as refused (it
+        counts too), without its lead ids, and returned with ``"over_quota"``: a
+        :class:`QuotaState`."""
         record = {
             "timestamp": utc_iso(at),
             "user": user,
@@ -235,18 +281,31 @@ class AuditTrail:
             "pid": os.getpid(),
             "host": socket.gethostname(),
         }
+        for k, v in record.items():
+            if isinstance(v, str) and not v.isascii():
+                record[k] = _valid_text(v)
         with self._lock:
             try:
-                return self._retry(lambda: self._insert(record))
+                return self._retry(lambda: self._insert(record, quota))
             except sqlite3.Error as e:
                 raise AuditError(
                     f"cannot write to the audit trail {self.label}: {e}; the read was refused"
                 ) from None
 
-    def _insert(self, record: dict) -> dict:
+    def _insert(self, record: dict, quota=()) -> dict:
         db = self._db
         db.execute("BEGIN IMMEDIATE")  # take the write lock before reading the last hash
         try:
+            over = self._over_quota(record["user"], record["action"], record["timestamp"], quota)
+            if over is not None:
+                note = f" (refused: {over.limit} in {over.label} used up)"
+                record = dict(
+                    record,
+                    outcome="refused",
+                    detail=(record["detail"] or "") + note,
+                    lead_ids=None,
+                    rows=None,
+                )
             row = db.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
             prev = row[0] if row else GENESIS
             rec = dict(record, prev_hash=prev, hash=_record_hash(prev, record))
@@ -266,7 +325,36 @@ class AuditTrail:
             db.execute("ROLLBACK")
             raise
         self._write_anchor_file(rec["id"], rec["hash"])
+        if over is not None:
+            rec["over_quota"] = over
         return rec
+
+    def _over_quota(self, user: str, action: str, at: str, quota) -> QuotaState | None:
+        """The first of ``quota`` that ``user`` has used up at ``at`` (ISO text), or None."""
+        now = _parse_iso(at)
+        for seconds, limit in quota:
+            since = utc_iso(now - dt.timedelta(seconds=seconds))
+            (n,) = self._db.execute(
+                "SELECT count(*) FROM audit WHERE user = ? AND action = ? AND timestamp >= ?",
+                [user, action, since],
+            ).fetchone()
+            if n >= limit:
+                # the record whose ageing out brings the count below the limit
+                row = self._db.execute(
+                    "SELECT timestamp FROM audit WHERE user = ? AND action = ? AND timestamp >= ? "
+                    "ORDER BY timestamp LIMIT 1 OFFSET ?",
+                    [user, action, since, n - limit],
+                ).fetchone()
+                free = _parse_iso(row[0]) + dt.timedelta(seconds=seconds) if row else now
+                return QuotaState(seconds, limit, n, max(0.0, (free - now).total_seconds()))
+        return None
+
+    def over_quota(
+        self, user: str, action: str, quota: Sequence[tuple[float, int]], at=None
+    ) -> QuotaState | None:
+        """Has ``user`` used up one of ``quota`` (see :meth:`append`) at ``at`` (now)?"""
+        with self._lock:
+            return self._retry(lambda: self._over_quota(user, action, utc_iso(at), quota))
 
     @property
     def anchor_path(self) -> Path | None:
@@ -424,45 +512,317 @@ class AuditTrail:
 
 # --------------------------------------------------------------------------- what a person typed
 
-# Values typed into SQL that name no person: ids, event types, numbers, times, keywords.
-_PLAIN_VALUE = re.compile(
-    r"^(?:(?:lead|evt|flow|ent|step|inc|run)_[A-Za-z0-9]+|[a-z_]+(?:\.[a-z_*]+)+|"
-    r"[-+]?\d+(?:\.\d+)?|\d{4}-\d{2}-\d{2}(?:[T ][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?|"
-    r"success|failure|error|skipped|\$\.[\w.\[\]\"']+|[%_]*)$"
+#: How many hex digits of a value's SHA-256 a placeholder shows.
+FINGERPRINT_DIGITS = 6
+
+
+def fingerprint(text: str) -> str:
+    """The first hex digits of the SHA-256 of ``text`` (UTF-8, no salt): what a
+    placeholder on the trail shows, so an auditor holding a raw value can confirm it was
+    the one typed. A short prefix confirms, it does not identify; but a value of few
+    possibilities (a birth date) can be found by trying them all, as with any hash.
+
+    >>> fingerprint("1979-03-14")
+    '13d892'
+    """
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:FINGERPRINT_DIGITS]
+
+
+def placeholder(text: str) -> str:
+    """What the trail keeps of a value it may not keep: its length and fingerprint.
+
+    >>> placeholder("Wilhelmina")
+    '<text:10 chars #6e3dce>'
+    """
+    return f"<text:{len(text)} chars #{fingerprint(text)}>"
+
+
+_OUTCOMES = ("success", "failure", "error", "skipped")
+# Words of SQL a literal may hold: date parts, time zones, type names, constants.
+_SQL_WORDS_TEXT = (
+    "century decade year years quarter month months week weeks day days dayofweek dow "
+    "dayofyear doy isodow isoyear yearweek hour hours minute minutes second seconds "
+    "millisecond milliseconds microsecond microseconds epoch era julian timezone utc gmt "
+    "true false null nan inf infinity -infinity varchar text integer int bigint double "
+    "float decimal boolean json date time timestamp timestamptz interval uuid blob "
+    "asc desc nulls first last"
 )
-_SQL_STRING = re.compile(r"'((?:[^']|'')*)'")
+_SQL_WORDS = frozenset(_SQL_WORDS_TEXT.split())
+_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+_INTERVAL_UNIT = (
+    r"(?:(?:micro|milli)?seconds?|[mu]?s|secs?|minutes?|mins?|m|hours?|hrs?|h|days?|d|"
+    r"weeks?|w|months?|mons?|years?|yrs?|y|quarters?|decades?|centur(?:y|ies))"
+)
+_INTERVAL = re.compile(
+    rf"(?i)(?:[-+]?\d+(?:\.\d+)?\s*{_INTERVAL_UNIT}\s*)+|\d{{1,2}}:\d{{2}}(?::\d{{2}}(?:\.\d+)?)?"
+)
+_STRFTIME = re.compile(
+    r"(?:%-?[A-Za-z%]|[-/:., T_]|\d{1,2})*%-?[A-Za-z](?:%-?[A-Za-z%]|[-/:., T_]|\d{1,2})*"
+)
+_DATE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}(?::\d{2}(?::\d{2}(?:\.\d+)?)?)?)?"
+    r"\s*(?:Z|[+-]\d{2}(?::?\d{2})?|UTC)?",
+    re.IGNORECASE,
+)
+_ID = re.compile(r"(lead|evt|flow|ent|step|inc|run)_[A-Za-z0-9_-]+")
+_JSON_PATH = re.compile(r"\$(?:\.[\w-]+|\.\"[^\"]*\"|\[\d+\]|\[\*\]|\.\*)*")
+_PATH_PART = re.compile(r"\.\"([^\"]*)\"|\.([\w-]+)")
+_WILDCARDS = re.compile(r"[%*]+")
 
 
-def _mask_literal(text: str) -> str:
-    """A value a person typed (a SQL literal or parameter) as the trail may keep it."""
-    if _PLAIN_VALUE.match(text):
-        return text
-    masked = mask_free_text(text)
-    if masked != text:
-        return masked
-    # no shape to go by: a name, a street... keep its first letter only
-    return (text[:1] + STARS) if text.strip() else text
+def _catalogue_words() -> frozenset[str]:
+    """Event types and their groups, outcomes, field names and metadata keys of the
+    catalogue (read each time: a custom type or a declared field may come at any time)."""
+    key = (len(catalog.DEFAULT_CATALOG), len(catalog.FIELD_TYPES))
+    cached = _catalogue_cache.get(key)
+    if cached is not None:
+        return cached
+    words: set[str] = set(_OUTCOMES) | set(_SQL_WORDS)
+    for et in catalog.DEFAULT_CATALOG:
+        words.add(et.name)
+        words.add(et.category)
+        parts = et.name.split(".")
+        words.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+        words.update(parts)
+        words.update(et.required_metadata)
+        words.update(et.optional_metadata)
+        words.update(et.outcomes)
+    words.update(catalog.FIELD_TYPES)
+    out = frozenset(w.casefold() for w in words)
+    _catalogue_cache.clear()
+    _catalogue_cache[key] = out
+    return out
 
 
-def mask_sql_text(query: str) -> str:
-    """SQL text as the audit trail keeps it: string literals that could name a person
-    masked (ids, event types, dates, JSON paths kept).
+_catalogue_cache: dict = {}
+
+
+@dataclass
+class Vocabulary:
+    """Text a person may type into a read that names no person: the trail keeps it; any
+    other text it keeps as a :func:`placeholder`.
+
+    Known: the catalogue's event types and groups (``recipient.%``), outcomes, field
+    names and metadata keys; SQL's date parts and type names; numbers (a long run of
+    digits is masked on the trail anyway), intervals and ``strftime`` formats; and,
+    given by a Session, its relations and their columns, the store's names and ids of
+    flows, entities (sources, buyers), steps and incidents, the keys its documents use,
+    lead and event ids that exist, and dates near the store's events (a birth date is
+    decades older). JSON paths and LIKE patterns are known when their parts are.
+
+    >>> v = Vocabulary()
+    >>> v.keeps("recipient.%"), v.keeps("$.raw_data.first_name"), v.keeps("24 hours")
+    (True, True, True)
+    >>> v.keeps("1979-03-14"), v.keeps("mary.jones"), v.keeps("Wilhelmina")
+    (False, False, False)
+    """
+
+    words: frozenset[str] = frozenset()
+    ids: frozenset[str] = frozenset()
+    #: the first and last day of the store's events; dates near them are kept
+    period: tuple[dt.date, dt.date] | None = None
+    #: ``f(ids) -> the ones that exist`` (lead and event ids), asked once per id
+    exists: object = None
+    #: ``f() -> Vocabulary`` with the store's words, asked once, when a value is not known
+    load: object = None
+    _seen_ids: dict = field(default_factory=dict, repr=False)
+    _loaded: object = field(default=None, repr=False)
+
+    def keeps(self, text: str) -> bool:
+        """May the trail keep ``text`` (a literal, a parameter, an argument) as it is?"""
+        t = text.strip()
+        if len(t) <= 2:  # a separator, a letter: nothing to find a person by
+            return True
+        if len(t) > 200:
+            return False
+        if self._shape_known(t):
+            return True
+        m = _DATE.fullmatch(t)
+        if m:
+            return self._near_events(m)
+        if _ID.fullmatch(t):
+            return self._id_known(t)
+        folded = t.casefold()
+        if self._knows(folded):
+            return True
+        if t.startswith("$") and _JSON_PATH.fullmatch(t):
+            return all(self._knows((a or b).casefold()) for a, b in _PATH_PART.findall(t))
+        if "%" in t or "*" in t:
+            pieces = [p.strip("._ ") for p in _WILDCARDS.split(folded)]
+            return all(not p or self._piece_known(p) for p in pieces)
+        return False
+
+    # -- the parts
+
+    @staticmethod
+    def _shape_known(t: str) -> bool:
+        return bool(
+            _NUMBER.fullmatch(t)
+            or _INTERVAL.fullmatch(t)
+            or (("%" in t) and _STRFTIME.fullmatch(t))
+            or not t.strip("%_*")
+        )
+
+    def _knows(self, word: str) -> bool:
+        """Is ``word`` (case-folded) a word of the catalogue, of the session, of the
+        store (whose words are read only when the others do not know it)?"""
+        return word in _catalogue_words() or word in self.words or word in self._store().words
+
+    def _store(self) -> Vocabulary:
+        """The store's words, read once (only when something typed is not known else)."""
+        if self._loaded is None:
+            try:
+                self._loaded = self.load() if callable(self.load) else Vocabulary()
+            except Exception:  # the store's words cannot be read: nothing more is known
+                self._loaded = Vocabulary()
+        return self._loaded
+
+    def _piece_known(self, piece: str) -> bool:
+        """A piece of a LIKE pattern: a word, or the start of an event type's name."""
+        if self._knows(piece):
+            return True
+        return len(piece) >= 3 and any(n.startswith(piece) for n in catalog.DEFAULT_CATALOG.names())
+
+    def _near_events(self, m: re.Match) -> bool:
+        try:
+            day = dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        except ValueError:
+            return False
+        today = dt.datetime.now(dt.UTC).date()
+        period = self.period or self._store().period or (today, today)
+        first, last = min(period[0], today), max(period[1], today)
+        return first - dt.timedelta(days=3 * 366) <= day <= last + dt.timedelta(days=366)
+
+    def _id_known(self, t: str) -> bool:
+        if t in self.ids or t in self._store().ids:
+            return True
+        exists = self.exists or self._store().exists
+        if not t.startswith(("lead_", "evt_")) or not callable(exists):
+            return False
+        if t not in self._seen_ids:
+            if len(self._seen_ids) > 10_000:
+                self._seen_ids.clear()
+            self._seen_ids[t] = t in exists([t])
+        return self._seen_ids[t]
+
+    def mask(self, text: str) -> str:
+        """``text`` if the trail may keep it (its long digit runs, phone numbers and such
+        masked all the same), else its placeholder."""
+        return mask_text(text) if self.keeps(text) else placeholder(text)
+
+
+_PLAIN = Vocabulary()
+
+
+# One lexical unit of SQL that may hold text a person typed: a comment (dropped), a
+# string constant ('', E'' with backslash escapes, $tag$...$tag$) or a quoted name.
+_SQL_OPENING = re.compile(
+    r"--|/\*|(?<![\w$])[eE]'|'|\"|\$(?:[A-Za-z_\x80-\U0010ffff][\w\x80-\U0010ffff]*)?\$"
+)
+
+
+def _close_quote(query: str, i: int, quote: str, backslash: bool) -> tuple[int, int]:
+    """Where the body of a constant opened before ``i`` ends, and where its closing
+    quote ends (a doubled quote is one quote; with ``backslash``, ``\\'`` too); both
+    the end of the text when it is not closed."""
+    n = len(query)
+    while i < n:
+        c = query[i]
+        if backslash and c == "\\":
+            i += 2
+            continue
+        if c == quote:
+            if i + 1 < n and query[i + 1] == quote:
+                i += 2
+                continue
+            return i, i + 1
+        i += 1
+    return n, n
+
+
+def _close_comment(query: str, i: int) -> int:
+    """Past the ``*/`` closing a block comment opened before ``i`` (they nest)."""
+    depth, n = 1, len(query)
+    while i < n and depth:
+        if query.startswith("/*", i):
+            depth, i = depth + 1, i + 2
+        elif query.startswith("*/", i):
+            depth, i = depth - 1, i + 2
+        else:
+            i += 1
+    return i
+
+
+def mask_sql_text(query: str, vocabulary: Vocabulary | None = None) -> str:
+    """SQL text as the audit trail keeps it: comments dropped; every string constant
+    (``'...'``, ``E'...'``, ``$$...$$``) and every quoted name kept only when the
+    ``vocabulary`` knows it, else a :func:`placeholder`; in what is kept, digit runs,
+    phone numbers, SSNs, emails and IP addresses masked (``masking.mask_text``).
 
     >>> mask_sql_text("SELECT * FROM events WHERE lead_snapshot->>'first_name' = 'Wilhelmina'")
-    "SELECT * FROM events WHERE lead_snapshot->>'f***' = 'W***'"
+    "SELECT * FROM events WHERE lead_snapshot->>'first_name' = '<text:10 chars #6e3dce>'"
+    >>> mask_sql_text("SELECT count(*) FROM events -- 1979-03-14\\nWHERE type LIKE 'recipient.%'")
+    "SELECT count(*) FROM events \\nWHERE type LIKE 'recipient.%'"
     """
-    return _SQL_STRING.sub(
-        lambda m: "'" + _mask_literal(m.group(1).replace("''", "'")).replace("'", "''") + "'", query
-    )
+    vocab = vocabulary or _PLAIN
+    out, i, n = [], 0, len(query)
+    while i < n:
+        m = _SQL_OPENING.search(query, i)
+        if m is None:
+            out.append(mask_text(query[i:]))
+            break
+        out.append(mask_text(query[i : m.start()]))
+        opening = m.group(0)
+        if opening == "--":
+            end = query.find("\n", m.end())
+            i = n if end < 0 else end
+            continue
+        if opening == "/*":
+            i = _close_comment(query, m.end())
+            out.append(" ")
+            continue
+        if opening.startswith("$"):
+            end = query.find(opening, m.end())
+            stop = n if end < 0 else end + len(opening)
+            value, close = query[m.end() : end if end >= 0 else n], opening
+        else:
+            quote = opening[-1]
+            end, stop = _close_quote(query, m.end(), quote, backslash=len(opening) == 2)
+            value = query[m.end() : end].replace(quote * 2, quote)
+            if len(opening) == 2:
+                value = re.sub(r"\\(.)", r"\1", value)
+            close = quote
+        if vocab.keeps(value):
+            out.append(mask_text(query[m.start() : stop]))
+        else:
+            out.append(opening + placeholder(value) + close)
+        i = stop
+    return "".join(out)
 
 
-def mask_params(params):
+def mask_params(params, vocabulary: Vocabulary | None = None):
+    """Query parameters (or call arguments) as the trail keeps them: text by the
+    ``vocabulary`` (see :func:`mask_sql_text`), numbers as the masking of documents
+    would show them, times near the store's events as they are."""
+    vocab = vocabulary or _PLAIN
     if isinstance(params, Mapping):
-        return {str(k): mask_params(v) for k, v in params.items()}
+        return {_mask_key(str(k), vocab): mask_params(v, vocab) for k, v in params.items()}
     if isinstance(params, list | tuple):
-        return [mask_params(v) for v in params]
+        return [mask_params(v, vocab) for v in params]
     if isinstance(params, str):
-        return _mask_literal(params)
+        return vocab.mask(params)
     if params is None or isinstance(params, bool | int | float):
         return mask_document(params)
-    return _mask_literal(str(params))
+    if isinstance(params, dt.datetime | dt.date | pd.Timestamp):
+        text = params.isoformat()
+        return text if vocab.keeps(text) else placeholder(text)
+    return vocab.mask(str(params))
+
+
+def _mask_key(key: str, vocab: Vocabulary) -> str:
+    """A parameter's name: a word a person chose, kept when it is a plain name."""
+    return (
+        key
+        if re.fullmatch(r"[A-Za-z_]\w{0,30}", key) and not _ID.fullmatch(key)
+        else vocab.mask(key)
+    )

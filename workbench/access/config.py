@@ -9,9 +9,20 @@ notebooks and tests; a deployment lists its own users in YAML
 
     roles:                       # merged over the built-in roles
       auditor: {rights: [read, audit]}
+      support:
+        rights: [read, search]
+        max_searches_per_minute: 10   # find_leads() calls per user (default 30)
+        max_searches_per_day: 100     # ... and in any 24 hours (default 300)
     users:                       # replaces the built-in users
       alice: [analyst, auditor]  # the first role is the default
       bob: [compliance]
+
+A role's keys: ``rights`` (of :data:`RIGHTS`); ``max_unmask_minutes``, the longest grant
+(roles that may unmask; default 60); ``max_searches_per_minute`` and
+``max_searches_per_day``, how many searches by raw value (``Session.find_leads``) a *user*
+may make in any 60 seconds and in any 24 hours, counted on the audit trail over all their
+sessions and processes, refused searches included (defaults 30 and 300); and
+``description``.
 
 The config guards against accidents and makes every read accountable; it is not a
 barrier against someone who runs Python with access to the store file.
@@ -145,13 +156,15 @@ class SearchLimitError(AccessError):
 @dataclass(frozen=True)
 class Role:
     """A role: its rights, for roles that may unmask the longest grant in minutes, and
-    how many searches by raw value a session may make per minute."""
+    how many searches by raw value its user may make per minute and per day (over all
+    their sessions)."""
 
     name: str
     rights: frozenset[str]
     max_unmask_minutes: float = 0
     description: str = ""
     max_searches_per_minute: int = 30
+    max_searches_per_day: int = 300
 
     def can(self, right: str) -> bool:
         return right in self.rights
@@ -213,19 +226,21 @@ def _role(name: str, spec: Mapping, source: str) -> Role:
         raise AccessConfigError(
             f"role {name!r} in {source}: max_unmask_minutes must be a number >= 0, got {minutes!r}"
         )
-    searches = spec.get("max_searches_per_minute", 30)
-    if not isinstance(searches, int) or isinstance(searches, bool) or searches < 0:
-        raise AccessConfigError(
-            f"role {name!r} in {source}: max_searches_per_minute must be a whole number >= 0, "
-            f"got {searches!r}"
-        )
-    unknown = set(spec) - {"rights", "max_unmask_minutes", "description", "max_searches_per_minute"}
+    limits = {}
+    for key, default in (("max_searches_per_minute", 30), ("max_searches_per_day", 300)):
+        n = spec.get(key, default)
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise AccessConfigError(
+                f"role {name!r} in {source}: {key} must be a whole number >= 0, got {n!r}"
+            )
+        limits[key] = n
+    unknown = set(spec) - {"rights", "max_unmask_minutes", "description", *limits}
     if unknown:
         raise AccessConfigError(
             f"role {name!r} in {source}: unknown key(s) {sorted(unknown)}; accepted: rights, "
-            "max_unmask_minutes, max_searches_per_minute, description"
+            "max_unmask_minutes, max_searches_per_minute, max_searches_per_day, description"
         )
-    return Role(name, frozenset(rights), float(minutes), str(spec.get("description", "")), searches)
+    return Role(name, frozenset(rights), float(minutes), str(spec.get("description", "")), **limits)
 
 
 def load_access_config(source=None) -> AccessConfig:

@@ -3,7 +3,11 @@
 **The first wall judges the statement DuckDB will run, not the names it shows.** The
 query is inspected once (``store.sqlcheck``): one SELECT, no qualified names, only a few
 table functions that read nothing (:data:`ALLOWED_TABLE_FUNCTIONS`), none of the scalar
-functions that disclose the machine (:data:`REFUSED_FUNCTIONS`). Then it is *bound* in a
+functions that disclose the machine (:data:`REFUSED_FUNCTIONS`), every table it names
+either a session relation or a WITH name *in scope where it is used*, and no WITH name
+or alias that reuses the name of a system relation (:func:`system_name`: ``pg_settings``,
+``duckdb_databases``, ``sqlite_master``...), which DuckDB would otherwise resolve, outside
+the WITH, to the real catalogue view. Then it is *bound* in a
 sandbox: an in-memory DuckDB that holds nothing but empty tables named and shaped like
 the session's relations, and that cannot touch a file. Whatever scoping trick a query
 plays (a WITH that shadows a relation, refers to itself, hides in a scalar subquery),
@@ -28,6 +32,8 @@ workbench.access.config.RelationNotAllowedError: refused: the query reads someth
 from __future__ import annotations
 
 import contextlib
+import functools
+import re
 import threading
 
 import duckdb
@@ -35,7 +41,13 @@ import duckdb
 from ..store.sqlcheck import Inspection
 from .config import QueryError, RelationNotAllowedError
 
-__all__ = ["Sandbox", "problems", "ALLOWED_TABLE_FUNCTIONS", "REFUSED_FUNCTIONS"]
+__all__ = [
+    "Sandbox",
+    "problems",
+    "system_name",
+    "ALLOWED_TABLE_FUNCTIONS",
+    "REFUSED_FUNCTIONS",
+]
 
 #: Table functions a Session's SQL may call: they compute rows and read no file or table.
 ALLOWED_TABLE_FUNCTIONS = frozenset(
@@ -59,19 +71,59 @@ REFUSED_FUNCTIONS = frozenset(
 # Table references that only the Python API creates; never accepted from text.
 _REFUSED_NODE_TYPES = frozenset({"COLUMN_DATA", "DELIM_GET", "BOUND_TABLE_REF"})
 
+# The families of DuckDB's catalogue relations and table functions (and the SQLite and
+# Postgres look-alikes it serves): a query may not define a name of theirs.
+_SYSTEM_PREFIX = re.compile(r"^(pg_|duckdb_|sqlite_|pragma_|information_schema)")
+
+
+@functools.cache
+def _catalogue_names() -> frozenset[str]:
+    """The relations an empty DuckDB of this version finds by a bare name (its system
+    views; those of information_schema need the schema's name, refused anyway), and the
+    table functions it may call without arguments."""
+    db = duckdb.connect(":memory:", config={"enable_external_access": False})
+    try:
+        rows = db.execute(
+            "SELECT lower(view_name) FROM duckdb_views() "
+            "WHERE schema_name <> 'information_schema' "
+            "UNION SELECT lower(table_name) FROM duckdb_tables() "
+            "UNION SELECT lower(function_name) FROM duckdb_functions() "
+            "WHERE function_type IN ('table', 'table_macro') AND len(parameters) = 0"
+        ).fetchall()
+    finally:
+        db.close()
+    return frozenset(r[0] for r in rows)
+
+
+def system_name(name: str) -> bool:
+    """Is ``name`` (a WITH name or an alias) the name of one of DuckDB's own relations
+    or table functions, which a query may not reuse?
+
+    >>> system_name("pg_settings"), system_name("PRAGMA_database_list"), system_name("recent")
+    (True, True, False)
+    """
+    n = name.lower()
+    return bool(_SYSTEM_PREFIX.match(n)) or n in _catalogue_names()
+
 
 def problems(shape: Inspection, allowed: frozenset[str]) -> list[str]:
     """Why a statement of ``shape`` may not run in a Session, by the names it shows
     (empty when none; the sandbox then decides what the names resolve to)."""
     out = []
-    for t in sorted(shape.tables):
+    reused = sorted(n for n in shape.ctes | shape.aliases if n not in allowed and system_name(n))
+    for n in reused:
+        out.append(
+            f"{n!r} is the name of a system relation of DuckDB: a WITH name or alias in a "
+            "session may not reuse it (choose another name)"
+        )
+    for t in sorted(shape.free_tables):
         name = ".".join(t)
         if len(t) > 1:
             out.append(
                 f"{name!r} is a qualified name: a session reads its own relations by their "
                 f"bare names ({', '.join(sorted(allowed))})"
             )
-        elif t[0] not in allowed and t[0] not in shape.ctes:
+        elif t[0] not in allowed:
             out.append(
                 f"{name!r} is not readable in a session (files and other tables included); "
                 f"readable: {', '.join(sorted(allowed))}"

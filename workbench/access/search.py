@@ -7,10 +7,12 @@ learn which leads hold it; it must not learn the value of a lead it cannot see. 
   of an email or a name, the punctuation of a phone number or an SSN); a prefix, a
   substring or a partial number matches nothing, and an incomplete value (``jo@``, six
   digits of a phone) is refused with a message;
-* each session may search :data:`SEARCHES_PER_MINUTE` times a minute (a role's
-  ``max_searches_per_minute`` overrides it); beyond that, searches are refused until the
-  minute has passed;
-* every search is audited with the value masked (see ``Session.find_leads``).
+* a *user* may search :data:`SEARCHES_PER_MINUTE` times a minute and
+  :data:`SEARCHES_PER_DAY` times a day (a role's ``max_searches_per_minute`` and
+  ``max_searches_per_day`` override them), over all their sessions and processes: the
+  searches are counted on the audit trail, which they share and which outlives them,
+  refused searches included; beyond that, searches are refused until enough have aged;
+* every search is audited with the value masked, refusals too (see ``Session.find_leads``).
 
 >>> normalise(FieldType.PHONE, "+1 (512) 555-0123")
 '5125550123'
@@ -22,12 +24,9 @@ ValueError: email: the value is not a whole email address (name@domain.tld); sea
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import json
 import re
-import threading
-import time
 from collections.abc import Mapping
 
 from ..catalog import FieldType
@@ -38,13 +37,15 @@ __all__ = [
     "check_whole",
     "search_token",
     "document_has",
-    "RateLimit",
     "SEARCHES_PER_MINUTE",
+    "SEARCHES_PER_DAY",
     "leads_with",
 ]
 
-#: Searches by raw value one session may make per minute, unless its role says otherwise.
+#: Searches by raw value one user may make per minute and per day (over all their
+#: sessions), unless their role says otherwise (``config.Role``).
 SEARCHES_PER_MINUTE = 30
+SEARCHES_PER_DAY = 300
 
 
 def _digits(v) -> str:
@@ -149,37 +150,6 @@ def _text_has(s: str, ft: FieldType, norm: str) -> bool:
     if ft is FieldType.SSN:
         return any(_digits(m) == norm for m in _SSN_IN_TEXT.findall(s))
     return False
-
-
-class RateLimit:
-    """At most ``per_minute`` calls in any 60 seconds (thread-safe).
-
-    >>> limit = RateLimit(2)
-    >>> limit.take(), limit.take(), limit.take()
-    (True, True, False)
-    """
-
-    def __init__(self, per_minute: int, clock=time.monotonic):
-        self.per_minute = per_minute
-        self._clock = clock
-        self._calls: collections.deque = collections.deque()
-        self._lock = threading.Lock()
-
-    def take(self) -> bool:
-        with self._lock:
-            now = self._clock()
-            while self._calls and now - self._calls[0] >= 60:
-                self._calls.popleft()
-            if len(self._calls) >= self.per_minute:
-                return False
-            self._calls.append(now)
-            return True
-
-    def wait_seconds(self) -> float:
-        with self._lock:
-            if not self._calls:
-                return 0.0
-            return max(0.0, 60 - (self._clock() - self._calls[0]))
 
 
 def leads_with(con, ft: FieldType, norm: str) -> set[str]:

@@ -31,19 +31,20 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import math
 import os
 import re
 import threading
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
 from ..catalog import field_type
-from ..errors import ReadOnlyViolation
+from ..errors import InputError, ReadOnlyViolation
 from ..store import EventStore, open_store
 from ..store.connection import Connection
 from ..store.queries import decode, events_query, timeline_query
@@ -52,7 +53,15 @@ from ..store.sqlcheck import inspect
 from ..store.tiers import EXPORT_FORMATS, check_target, write_query
 from ..timeutil import as_utc, utc_iso
 from . import masking, search
-from .audit import AuditError, AuditTrail, AuditVerifyReport, mask_params, mask_sql_text
+from .audit import (
+    AuditError,
+    AuditTrail,
+    AuditVerifyReport,
+    Vocabulary,
+    mask_params,
+    mask_sql_text,
+    placeholder,
+)
 from .config import (
     ENV_USER,
     AccessConfig,
@@ -65,7 +74,7 @@ from .config import (
     SessionClosedError,
     resolve_config,
 )
-from .grants import Grant, visible_text
+from .grants import Grant, escape_controls, purpose_problem, visible_text
 from .sandbox import problems
 from .views import SESSION_RELATIONS, MaskedViews
 
@@ -135,9 +144,12 @@ class Session:
         self._lock = threading.RLock()
         self.id = f"{os.getpid()}-{next(_session_ids)}-{uuid.uuid4().hex[:6]}"
         self._grant: Grant | None = None
+        self._grant_purpose: str | None = None  # the grant's purpose as the trail keeps it
         self._clock = lambda: dt.datetime.now(dt.UTC)
-        self._searches = search.RateLimit(role.max_searches_per_minute)
         self._views = MaskedViews(store, uuid.uuid4().hex[:10])
+        # what the trail may keep of what this session's user types (the store's words
+        # are read once, the first time a value is not known otherwise)
+        self._vocabulary = Vocabulary(load=self._views.vocabulary)
         # the two cursors (masked views, raw views) and the sandbox user SQL is bound in
         self._masked_con, self._raw_con = self._views.masked, self._views.raw
         self._sandbox, self._db = self._views.sandbox, self._views.db
@@ -249,7 +261,7 @@ class Session:
             self._record(
                 "expire",
                 masked=True,
-                purpose=masking.mask_free_text(g.purpose),
+                purpose=self._grant_purpose,
                 detail=f"grant of {g.minutes:g} min expired at {utc_iso(g.expires_at)}",
             )
             return None
@@ -268,12 +280,19 @@ class Session:
             self._check_open()
             self._require("unmask", "unmask")
             visible = visible_text(purpose) if isinstance(purpose, str) else ""
-            if len(visible) < 10 or sum(c.isalnum() for c in visible) < 6:
-                self._record("unmask", outcome="refused", detail="no purpose stated")
+            problem = purpose_problem(visible) if isinstance(purpose, str) else "it is no text"
+            if problem:
+                self._record(
+                    "unmask",
+                    outcome="refused",
+                    purpose=_purpose_on_record(purpose) if isinstance(purpose, str) else None,
+                    detail=f"no purpose stated: {problem}",
+                )
                 shown = repr(purpose) if len(repr(purpose)) <= 60 else repr(purpose)[:57] + "..."
                 raise GrantError(
-                    f"purpose={shown}: state why you need raw PII in at least 10 visible characters "
-                    "(control and zero-width characters do not count), e.g. "
+                    f"purpose={shown}: {problem}. State why you need raw PII in words, at least "
+                    "10 visible characters (control characters, terminal escape sequences and "
+                    "zero-width characters do not count), e.g. "
                     "'ticket 4711: customer asked for their data'"
                 )
             limit = self._role.max_unmask_minutes
@@ -296,10 +315,11 @@ class Session:
                 now + dt.timedelta(minutes=minutes),
                 weakref.ref(self),
             )
+            self._grant_purpose = _purpose_on_record(purpose)
             self._record(
                 "unmask",
                 masked=False,
-                purpose=masking.mask_free_text(grant.purpose),
+                purpose=self._grant_purpose,
                 detail=f"raw reads for {minutes:g} min, until {utc_iso(grant.expires_at)}",
             )
             self._grant = grant
@@ -309,12 +329,7 @@ class Session:
         with self._lock:
             if self._grant is grant:
                 self._grant = None
-                self._record(
-                    "revoke",
-                    masked=True,
-                    purpose=masking.mask_free_text(grant.purpose),
-                    detail=reason,
-                )
+                self._record("revoke", masked=True, purpose=self._grant_purpose, detail=reason)
 
     # ------------------------------------------------------------------ audit
 
@@ -328,30 +343,38 @@ class Session:
         detail: str | None = None,
         lead_ids=None,
         rows: int | None = None,
-    ) -> None:
+        quota=(),
+    ) -> dict:
+        """Append a record of this session (and return it); ``detail`` is masked as free
+        text unless its maker masked it already (a :class:`_Masked` text: SQL, search
+        values). ``quota`` as for ``AuditTrail.append``."""
         grant = self._grant
         if masked is None:
             masked = grant is None
         if purpose is None and not masked and grant is not None:
-            purpose = masking.mask_free_text(grant.purpose)
-        self._trail.append(
+            purpose = self._grant_purpose
+        return self._trail.append(
             user=self.user,
             role=self.role,
             action=action,
             outcome=outcome,
             masked=masked,
             purpose=purpose,
-            detail=None if detail is None else masking.mask_free_text(detail),
+            detail=detail
+            if detail is None or isinstance(detail, _Masked)
+            else masking.mask_free_text(detail),
             lead_ids=lead_ids,
             rows=rows,
             store=self._store_label(),
             session=self.id,
             at=self._now(),
+            quota=quota,
         )
 
-    def _read(self, action: str, detail: str, run, *, lead_ids=None, relation=None):
+    def _read(self, action: str, detail, run, *, lead_ids=None, relation=None):
         """Run one read on the masked or raw views (in one snapshot), recorded on the
-        trail either way.
+        trail either way. ``detail`` is the text of the record, or a function of the
+        rows read (None when the read failed) that gives it.
 
         With ``relation``, a masked read runs on the raw view and masks the rows in
         Python with the view's own rules: for the few rows of a timeline this saves the
@@ -372,12 +395,40 @@ class Session:
                 msg = masking.mask_free_text(str(e).strip().splitlines()[0])
                 if masked and relation is not None:
                     msg = "(message withheld: it may quote a raw value)"
-                self._record(action, outcome="failed", masked=masked, detail=detail)
+                text = detail(None) if callable(detail) else detail
+                self._record(action, outcome="failed", masked=masked, detail=text)
                 raise QueryError(f"{action} failed: {msg}") from None
             if lead_ids is None:
                 lead_ids = _lead_ids(df, 100 if masked else 10_000)
-            self._record(action, masked=masked, detail=detail, lead_ids=lead_ids, rows=len(df))
+            text = detail(df) if callable(detail) else detail
+            self._record(action, masked=masked, detail=text, lead_ids=lead_ids, rows=len(df))
             return df
+
+    def _typed(self, value):
+        """A value a person gave a read, as the trail keeps it (see ``audit.Vocabulary``)."""
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, str):
+            return self._vocabulary.mask(value)
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self._typed(v) for v in value]
+        return mask_params(value, self._vocabulary)
+
+    def _refuse_invalid_text(self, action: str, detail, *values) -> None:
+        """Refuse (on the record) a read given text that is not valid Unicode: a lone
+        surrogate cannot be encoded, so no query, search or record could hold it."""
+        where = _invalid_text(values)
+        if where is None:
+            return
+        text = detail() if callable(detail) else detail
+        note = f"{text} (invalid text: {where})"
+        self._record(
+            action, outcome="refused", detail=_Masked(note) if isinstance(text, _Masked) else note
+        )
+        raise InputError(
+            f"{action}: {where} holds a lone surrogate (a half of a UTF-16 pair, e.g. "
+            "'\\ud800'), which is not text; give the value as valid Unicode"
+        )
 
     def audit(
         self,
@@ -432,12 +483,14 @@ class Session:
 
         >>> session.sql("SELECT type, count(*) AS n FROM events GROUP BY type")  # doctest: +SKIP
         """
-        detail = mask_sql_text(str(query))
-        if params is not None:
-            detail += f"  params={mask_params(params)!r}"
         with self._lock:
             self._check_open()
+            detail = mask_sql_text(str(query), self._vocabulary)
+            if params is not None:
+                detail += f"  params={mask_params(params, self._vocabulary)!r}"
+            detail = _Masked(detail)
             self._require("read", "sql")
+            self._refuse_invalid_text("sql", detail, query, params)
             try:
                 shape = inspect(query)
             except ReadOnlyViolation:
@@ -496,8 +549,14 @@ class Session:
                 return decode(con.df("SELECT * FROM events LIMIT 0"))
             return decode(con.frame(q, params))
 
-        detail = _call("timeline", lead_id)
-        return self._read("timeline", detail, run, lead_ids=[lead_id], relation="events")
+        def detail(df=None):
+            # an id that names a lead of the store is kept; any other text is not
+            found = df is not None and len(df) > 0
+            return _call("timeline", lead_id if found else self._typed(lead_id))
+
+        with self._lock:
+            self._refuse_invalid_text("timeline", detail, lead_id)
+            return self._read("timeline", detail, run, relation="events")
 
     def events(
         self,
@@ -515,20 +574,26 @@ class Session:
         >>> session.events(type="recipient.*", limit=10)                  # doctest: +SKIP
         """
         q, params = events_query(type, outcome, lead_id, entity_id, flow_id, since, until, limit)
-        detail = _call(
-            "events",
-            type=type,
-            outcome=outcome,
-            lead_id=lead_id,
-            entity_id=entity_id,
-            flow_id=flow_id,
-            since=since,
-            until=until,
-            limit=limit,
-        )
-        return self._read(
-            "events", detail, lambda con: decode(con.df(q, params)), relation="events"
-        )
+
+        def detail(df=None):
+            found = df is not None and len(df) > 0  # a lead_id that matched is a lead's id
+            return _call(
+                "events",
+                type=self._typed(type),
+                outcome=self._typed(outcome),
+                lead_id=lead_id if found or lead_id is None else self._typed(lead_id),
+                entity_id=self._typed(entity_id),
+                flow_id=self._typed(flow_id),
+                since=None if since is None else self._typed(utc_iso(as_utc(since, "since"))),
+                until=None if until is None else self._typed(utc_iso(as_utc(until, "until"))),
+                limit=limit,
+            )
+
+        with self._lock:
+            self._refuse_invalid_text("events", detail, type, outcome, lead_id, entity_id, flow_id)
+            return self._read(
+                "events", detail, lambda con: decode(con.df(q, params)), relation="events"
+            )
 
     def lead_summary(self, lead_id: str | None = None) -> pd.DataFrame:
         """The per-lead summary (source, stage reached, outcome, cost, revenue).
@@ -539,8 +604,14 @@ class Session:
             q, params = "SELECT * FROM lead_summary ORDER BY first_seen, lead_id", []
         else:
             q, params = "SELECT * FROM lead_summary WHERE lead_id = ?", [lead_id]
-        detail = _call("lead_summary", lead_id)
-        return self._read("lead_summary", detail, lambda con: con.df(q, params))
+
+        def detail(df=None):
+            found = df is not None and len(df) > 0
+            return _call("lead_summary", lead_id if found else self._typed(lead_id))
+
+        with self._lock:
+            self._refuse_invalid_text("lead_summary", detail, lead_id)
+            return self._read("lead_summary", detail, lambda con: con.df(q, params))
 
     def quarantined(self, limit: int | None = None) -> pd.DataFrame:
         """Events the store could not take, with reason, origin and (masked) raw text.
@@ -601,46 +672,35 @@ class Session:
         Values are compared whole, normalised by their field type (case of emails and
         names, punctuation of phone numbers and SSNs): a prefix or part of a value finds
         nothing. Any PII field name of the catalogue may be given, e.g.
-        ``first_name="John"``. Searches are limited per session and minute, and audited
-        with the values masked.
+        ``first_name="John"``. A user may search ``max_searches_per_minute`` times a
+        minute and ``max_searches_per_day`` times a day (their role's, counted on the
+        audit trail over all their sessions, refused searches included); every search is
+        audited with the values masked.
 
         >>> session.find_leads(email="john@example.com")                   # doctest: +SKIP
         ['lead_5T8nK3mP9Q2wR7xN']
         """
         criteria = dict(email=email, phone=phone, ssn=ssn, **fields)
         criteria = {k: v for k, v in criteria.items() if v is not None}
-        typed = {}
-        for name, value in criteria.items():
-            ft = field_type(name)
-            if not ft.pii:
-                raise ValueError(
-                    f"find_leads searches by a personal value; {name!r} is a {ft.label} field. "
-                    "Give email=, phone=, ssn= or another PII field (first_name=, "
-                    "date_of_birth=, ...); filter other fields with sql()"
-                )
-            if not isinstance(value, str | int) or isinstance(value, bool):
-                raise ValueError(f"find_leads({name}=...): give the value as text")
-            norm = search.normalise(ft, value)
-            if not norm:
-                raise ValueError(f"find_leads({name}=...): the value is empty")
-            search.check_whole(ft, norm, name)
-            typed[name] = (ft, norm)
-        if not typed:
-            raise ValueError("find_leads needs a value to search for, e.g. email='...'")
-        detail = "find_leads(" + ", ".join(
-            f"{k}={masking.mask_value(ft, v)!r}" for k, (ft, v) in typed.items()
-        )
-        detail += ")"
         with self._lock:
             self._check_open()
             self._require("search", "find_leads")
-            if not self._searches.take():
-                wait = self._searches.wait_seconds()
-                self._record("find_leads", outcome="refused", detail=detail + " (rate limit)")
-                raise SearchLimitError(
-                    f"search limit reached: a session may search by raw value "
-                    f"{self._searches.per_minute} times a minute; try again in {wait:.0f} s"
+            typed, shown, problem = self._search_terms(criteria)
+            detail = _Masked("find_leads(" + ", ".join(shown) + ")")
+            quota = (
+                (60, self._role.max_searches_per_minute),
+                (86_400, self._role.max_searches_per_day),
+            )
+            over = self._trail.over_quota(self.user, "find_leads", quota, at=self._now())
+            if over is not None:
+                note = f"refused: {over.limit} in {over.label} used up"
+                self._record("find_leads", outcome="refused", detail=_Masked(f"{detail} ({note})"))
+                raise self._search_limit(over)
+            if problem is not None:
+                self._record(
+                    "find_leads", outcome="refused", detail=_Masked(f"{detail} ({problem[0]})")
                 )
+                raise problem[1]
             self._con()  # views up to date
             found: set[str] | None = None
             with self._raw_con.snapshot():
@@ -648,7 +708,13 @@ class Session:
                     leads = search.leads_with(self._raw_con, ft, norm)
                     found = leads if found is None else found & leads
             result = sorted(found or ())
-            self._record("find_leads", detail=detail, lead_ids=result, rows=len(result))
+            # the quota is checked again where the record is appended: searches made at
+            # once from other sessions or processes cannot both pass it
+            rec = self._record(
+                "find_leads", detail=detail, lead_ids=result, rows=len(result), quota=quota
+            )
+            if rec.get("over_quota") is not None:
+                raise self._search_limit(rec["over_quota"])  # the result is not shown
             return result
 
     def leads_where(self, field: str, value) -> list[str]:
@@ -662,17 +728,17 @@ class Session:
         ['lead_0Bq...', 'lead_1cX...']
         """
         if not isinstance(field, str) or not _FIELD_NAME.match(field):
-            raise ValueError(f"leads_where: {field!r} is not a field name (letters, digits, _ . -)")
+            raise InputError(f"leads_where: {field!r} is not a field name (letters, digits, _ . -)")
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ValueError(f"leads_where({field}=...): give the value as text or a number")
+            raise InputError(f"leads_where({field}=...): give the value as text or a number")
         ft = field_type(field)
         if ft.pii:
-            raise ValueError(
+            raise InputError(
                 f"{field!r} is personal data ({ft.label}): search it with find_leads({field}=...)"
             )
         text = str(value)
         if masking.mask_free_text(text) != text:
-            raise ValueError(
+            raise InputError(
                 f"leads_where({field}=...): the value looks like personal data; "
                 "search personal values with find_leads()"
             )
@@ -688,8 +754,73 @@ class Session:
                     {"path": path, "value": text},
                 )
             result = sorted(r[0] for r in rows)
-            self._record("leads_where", detail=f"leads_where({field}={text!r})", rows=len(result))
+            label = field if self._vocabulary.keeps(field) else placeholder(field)
+            shown = text if self._vocabulary.keeps(text) else placeholder(text)
+            self._record("leads_where", detail=f"leads_where({label}={shown!r})", rows=len(result))
             return result
+
+    def _search_limit(self, over) -> SearchLimitError:
+        return SearchLimitError(
+            f"search limit reached: user {self.user!r} may search by raw value "
+            f"{over.limit} times {over.label} (over all their sessions, refused searches "
+            f"included); try again in {math.ceil(over.wait)} s"
+        )
+
+    def _search_terms(self, criteria: dict):
+        """The values of a search, normalised by field type; how the trail shows each;
+        and the first problem with them (a note for the trail and the InputError, a
+        ValueError), or None."""
+        typed, shown, problem = {}, [], None
+
+        def refuse(note: str, error: Exception):
+            nonlocal problem
+            if problem is None:
+                problem = (note, error)
+
+        for name, value in criteria.items():
+            label = name if self._vocabulary.keeps(name) else placeholder(name)
+            if _invalid_text([name, value]) is not None:
+                shown.append(f"{label}=<invalid text>")
+                refuse(
+                    "invalid text",
+                    InputError(
+                        f"find_leads({label}=...): the value holds a lone surrogate (a half "
+                        "of a UTF-16 pair, e.g. '\\ud800'), which is not text"
+                    ),
+                )
+                continue
+            ft = field_type(name)
+            if not ft.pii:
+                shown.append(f"{label}={self._typed(str(value))!r}")
+                refuse(
+                    "not a personal field",
+                    InputError(
+                        f"find_leads searches by a personal value; {name!r} is a {ft.label} "
+                        "field. Give email=, phone=, ssn= or another PII field (first_name=, "
+                        "date_of_birth=, ...); filter other fields with sql()"
+                    ),
+                )
+                continue
+            if not isinstance(value, str | int) or isinstance(value, bool):
+                shown.append(f"{label}=<{type(value).__name__}>")
+                refuse("not text", InputError(f"find_leads({name}=...): give the value as text"))
+                continue
+            norm = search.normalise(ft, value)
+            try:
+                if not norm:
+                    raise ValueError(f"find_leads({name}=...): the value is empty")
+                search.check_whole(ft, norm, name)
+            except ValueError as e:
+                shown.append(f"{label}={placeholder(str(value))!r}")
+                refuse("not a whole value", InputError(str(e)))
+                continue
+            shown.append(f"{label}={masking.mask_value(ft, norm)!r}")
+            typed[name] = (ft, norm)
+        if not criteria:
+            refuse(
+                "no value", InputError("find_leads needs a value to search for, e.g. email='...'")
+            )
+        return typed, shown, problem
 
     # ------------------------------------------------------------------ masking helpers
 
@@ -736,6 +867,37 @@ def _lead_ids(df: pd.DataFrame, cap: int) -> list[str] | None:
         return None
     ids = pd.unique(df["lead_id"].dropna())
     return [str(x) for x in ids[:cap]]
+
+
+class _Masked(str):
+    """Text for the trail that its maker has masked (the trail keeps it as it is)."""
+
+    __slots__ = ()
+
+
+def _invalid_text(values) -> str | None:
+    """Where in ``values`` (text, lists, mappings) a lone surrogate is, or None."""
+    stack = [("the value", v) for v in values]
+    while stack:
+        where, v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError as e:
+                return f"position {e.start} of {where}"
+        elif isinstance(v, Mapping):
+            stack.extend((f"the value of {k!a}", x) for k, x in v.items())
+            stack.extend(("a name", k) for k in v)
+        elif isinstance(v, list | tuple | set | frozenset):
+            stack.extend((where, x) for x in v)
+    return None
+
+
+def _purpose_on_record(purpose: str) -> str:
+    """A purpose as the trail keeps it: as given, PII masked, control characters escaped
+    (so printing the trail cannot drive a terminal), at most 500 characters."""
+    text = escape_controls(masking.mask_free_text(purpose))
+    return text if len(text) <= 500 else text[:497] + "..."
 
 
 def _call(name: str, *args, **kwargs) -> str:

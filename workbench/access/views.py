@@ -18,6 +18,7 @@ from .. import catalog
 from ..store import EventStore
 from ..store.connection import Connection
 from . import masking
+from .audit import Vocabulary
 from .config import QueryError
 from .sandbox import Sandbox
 
@@ -130,6 +131,74 @@ class MaskedViews:
             masked.run(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {exprs} FROM ({src})")
             shapes[name] = [(c[0], c[1]) for c in masked.rows(f"DESCRIBE SELECT * FROM {name}")]
         self.sandbox.load(shapes)
+
+    def vocabulary(self) -> Vocabulary:
+        """The words of this store a person may type into a read that name no person (for
+        the audit trail, see ``audit.Vocabulary``): the relations and their columns, the
+        names of steps, entities and flows, the ids of flows, entities, steps, incidents
+        and runs, the keys of its documents, the days its events span; and a look-up of
+        the lead and event ids that exist."""
+        self.current()
+        raw, db = self.raw, self.db
+        words = set(SESSION_RELATIONS) | set(self.safe_names)
+        for columns in self.kinds.values():
+            words.update(columns)
+        (flows, entities, steps), *_ = raw.rows(
+            "SELECT list(DISTINCT flow_id), list(DISTINCT entity_id), list(DISTINCT step_id) "
+            "FROM events"
+        )
+        ids = {*(flows or ()), *(entities or ()), *(steps or ())}
+        ids.update(
+            r[0]
+            for r in raw.rows(
+                f'SELECT flow_id FROM "{db}".main.flows '
+                f'UNION ALL SELECT entity_id FROM "{db}".main.entities '
+                f'UNION ALL SELECT step_id FROM "{db}".main.steps '
+                f'UNION ALL SELECT incident_id FROM "{db}".main.incidents '
+                f'UNION ALL SELECT run_id FROM "{db}".main.incidents'
+            )
+        )
+        # the keys documents use (of the first events: keys are few and repeat)
+        keys = raw.rows(
+            "SELECT DISTINCT k FROM (SELECT unnest(json_keys(lead_snapshot)) AS k FROM "
+            "(SELECT lead_snapshot FROM events LIMIT 1000) UNION ALL SELECT "
+            "unnest(json_keys(metadata)) FROM (SELECT metadata FROM events LIMIT 1000))"
+        )
+        words.update(k for (k,) in keys if isinstance(k, str) and masking.mask_free_text(k) == k)
+        first, last = raw.rows(
+            f'SELECT min(first_ts)::DATE, max(last_ts)::DATE FROM "{db}".main.lead_summary_parts'
+        )[0]
+        return Vocabulary(
+            words=frozenset(w.casefold() for w in words if isinstance(w, str)),
+            ids=frozenset(i for i in ids if isinstance(i, str)),
+            period=(first, last) if first is not None and last is not None else None,
+            exists=self.ids_that_exist,
+        )
+
+    def ids_that_exist(self, ids) -> set[str]:
+        """Those of ``ids`` (lead and event ids) that the store holds."""
+        leads = [i for i in ids if i.startswith("lead_")]
+        events = [i for i in ids if i.startswith("evt_")]
+        found: set[str] = set()
+        if leads:
+            marks = ", ".join("?" * len(leads))
+            found.update(
+                r[0]
+                for r in self.raw.rows(
+                    f'SELECT DISTINCT lead_id FROM "{self.db}".main.lead_summary_parts '
+                    f"WHERE lead_id IN ({marks})",
+                    leads,
+                )
+            )
+        if events:
+            marks = ", ".join("?" * len(events))
+            found.update(
+                r[0]
+                for r in self.raw.rows(
+                    f"SELECT event_id FROM events WHERE event_id IN ({marks})", events
+                )
+            )
+        return found
 
     def masked_expr(self, column: str, kind: tuple[str, str | None]) -> str:
         """The masked SQL form of one column of the given kind (see ``column_kind``).
