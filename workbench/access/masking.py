@@ -81,10 +81,13 @@ def mask_ssn(value: str) -> str:
 
 
 def mask_name(value: str) -> str:
-    """``John Smith`` -> ``J***``: the first letter and asterisks."""
+    """``John Smith`` -> ``J***``: the first letter and asterisks. An email given for a
+    person (``"contact": "jo@example.com"``) is masked as an email."""
     s = value.strip()
     if not s:
         return value
+    if "@" in s and len(s.split()) == 1:
+        return mask_email(value)
     first = s[0] if s[0] != "*" else ""
     return f"{first}{STARS}"
 
