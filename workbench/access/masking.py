@@ -192,7 +192,11 @@ def mask_value(ftype, value):
     ('***-**-6789', '(512) ***-****')
     """
     refresh_field_types()
-    return _mask_typed(_resolve(ftype), value, ())
+    ft = _resolve(ftype)
+    try:
+        return _clean(_mask_typed(ft, value, ()))
+    except Exception:  # never let a value through because it could not be read
+        return STARS
 
 
 def _mask_typed(ft: FieldType, value, path: tuple):
@@ -200,7 +204,8 @@ def _mask_typed(ft: FieldType, value, path: tuple):
         rule = _BY_TYPE.get(ft)
         if rule is not None:
             try:
-                return rule(value)
+                out = rule(value)
+                return out if out.isascii() else _clean(out)
             except Exception:  # never let a value through because it could not be read
                 return STARS
     if value is None or isinstance(value, bool):
@@ -303,7 +308,7 @@ def _mask_key(k):
         return k
     hit = _keys_cache.get(k)
     if hit is None:
-        hit = mask_text(k) if _MAYBE_PII.search(k) else k
+        hit = mask_text(k) if _MAYBE_PII.search(k) else _clean(k)
         if len(_keys_cache) < 50_000:
             _keys_cache[k] = hit
     return hit
@@ -316,9 +321,12 @@ def mask_document(doc, *, field: str | None = None):
     {'lead': {'email': 'j***@example.com', 'state': 'TX'}}
     """
     refresh_field_types()
-    if field is not None:
-        return _mask_typed(key_type(field, ()), doc, (field,))
-    return _mask_plain(doc, ())
+    try:
+        if field is not None:
+            return _clean(_mask_typed(key_type(field, ()), doc, (field,)))
+        return _clean(_mask_plain(doc, ()))
+    except Exception:  # a document we cannot walk (nested too deep) is withheld
+        return STARS
 
 
 # --------------------------------------------------------------------------- field types
@@ -434,14 +442,27 @@ _LOOSE_PAIR = re.compile(
 )
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _clean(s):
+    """Text every encoder takes: a lone UTF-16 surrogate (a JSON escape such as
+    ``\\ud800`` decodes to one) becomes U+FFFD."""
+    if type(s) is str and not s.isascii():
+        return _SURROGATES.sub("\ufffd", s)
+    return s
+
+
 def mask_text(text: str) -> str:
     """Mask emails, phone numbers, SSNs, IPv4 addresses and runs of 7+ digits in text.
 
     >>> mask_text("SSN 123-45-6789, ip 203.0.113.9")
     'SSN ***-**-6789, ip 203.0.***.***'
     """
-    if not isinstance(text, str) or not _MAYBE_PII.search(text):
+    if not isinstance(text, str):
         return text
+    if not _MAYBE_PII.search(text):
+        return text if text.isascii() else _clean(text)
     # a platform's 24-hex object id holds digit runs but no person: keep it whole
     ids = _HEX_ID.findall(text)
     s = _HEX_ID.sub("\x00", text) if ids else text
@@ -458,7 +479,7 @@ def mask_text(text: str) -> str:
     if ids:
         parts = s.split("\x00")
         s = "".join(p + (ids[i] if i < len(ids) else "") for i, p in enumerate(parts))
-    return s
+    return _clean(s)
 
 
 def _mask_loose_pairs(text: str) -> str:
@@ -485,7 +506,12 @@ _TAG = re.compile(r"<([A-Za-z_][\w.\-]*)>([^<]*)</\1>")
 
 
 def _mask_string(s: str) -> str:
-    """A string under a non-PII key: embedded JSON, form data, XML tags, then free text."""
+    """A string under a non-PII key: embedded JSON, form data, XML tags, then free text;
+    lone surrogates replaced."""
+    return _clean(_mask_structured(s))
+
+
+def _mask_structured(s: str) -> str:
     if not _NEEDS_WORK.search(s):
         return s
     stripped = s.strip()
@@ -517,6 +543,7 @@ def _mask_string(s: str) -> str:
 def mask_free_text(text):
     """Mask a free-text value (a reason, an error message, a request body): embedded JSON,
     form data and XML by their keys, ``key: value`` pairs by the key's type, then shapes.
+    Never raises: text that cannot be read is withheld.
 
     >>> mask_free_text("Invalid email: john@example.com (first_name=Jonathan)")
     'Invalid email: j***@example.com (first_name=J***)'
@@ -524,7 +551,14 @@ def mask_free_text(text):
     if not isinstance(text, str):
         return text
     refresh_field_types()
-    return _mask_string(text)
+    try:
+        return _clean(_mask_string(text))
+    except Exception:  # never let text through because it could not be read
+        return STARS
+
+
+def _dumps(doc) -> str:
+    return _clean(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
 
 
 def mask_json_text(text: str | None) -> str | None:
@@ -536,12 +570,12 @@ def mask_json_text(text: str | None) -> str | None:
     if text is None:
         return None
     try:
-        doc = json.loads(text)
-    except (ValueError, TypeError):
-        return json.dumps(mask_raw_text(str(text)), ensure_ascii=False)
-    try:
-        return json.dumps(_mask_plain(doc, ()), ensure_ascii=False, separators=(",", ":"))
-    except Exception:  # pragma: no cover - a document we cannot walk is withheld
+        try:
+            doc = json.loads(text)
+        except (ValueError, TypeError):
+            return _clean(json.dumps(mask_raw_text(str(text)), ensure_ascii=False))
+        return _dumps(_mask_plain(doc, ()))
+    except Exception:  # a document we cannot walk (nested too deep) is withheld
         return json.dumps(STARS)
 
 
@@ -551,12 +585,15 @@ def mask_raw_text(text: str | None) -> str | None:
     if text is None:
         return None
     try:
-        doc = json.loads(text)
-    except (ValueError, TypeError):
-        doc = None
-    if isinstance(doc, (dict, list)):
-        return json.dumps(_mask_plain(doc, ()), ensure_ascii=False)
-    return _mask_string(text) if isinstance(text, str) else _mask_string(_as_text(text))
+        try:
+            doc = json.loads(text)
+        except (ValueError, TypeError):
+            doc = None
+        if isinstance(doc, (dict, list)):
+            return _clean(json.dumps(_mask_plain(doc, ()), ensure_ascii=False))
+        return _clean(_mask_string(text if isinstance(text, str) else _as_text(text)))
+    except Exception:  # never let text through because it could not be read
+        return STARS
 
 
 # --------------------------------------------------------------------------- batches
@@ -587,7 +624,7 @@ class Masker:
         if hit is not None:
             return hit
         try:
-            out = self._fn(value)
+            out = _clean(self._fn(value))
         except Exception:  # never raise with a raw value in the message
             out = json.dumps(STARS) if self._fn is mask_json_text else STARS
         with self._lock:
@@ -641,7 +678,7 @@ def mask_field_arrow(labels, values) -> pa.Array:
     if len(distinct) == 1:
         return field_masker(distinct[0]).arrow(values)
     out = [
-        None if v is None else str(mask_value(label or "text", v))
+        None if v is None else _clean(str(mask_value(label or "text", v)))
         for label, v in zip(labels.to_pylist(), values.to_pylist(), strict=True)
     ]
     return pa.array(out, pa.string())
