@@ -377,6 +377,66 @@ def test_the_session_views_mask_camel_case_keys(store):
     assert "Wilhelmina" not in text and "04-02" not in text
 
 
+def test_sql_views_and_timeline_mask_names_of_things_alike(store):
+    """step_name, entity_name, feedback_type, lead_summary.source, rejection_reason and
+    error_type show the same masked text in SQL as in Python."""
+    from workbench.access import connect
+
+    from .conftest import make_event
+
+    store.append(
+        [
+            make_event(
+                "source.submitted",
+                lead_id="lead_s",
+                step_id="step_unnamed",
+                metadata={
+                    **make_event("source.submitted")["metadata"],
+                    "source": "first_name=John",
+                    "step_name": "first_name: John",
+                },
+            ),
+            make_event(
+                "enhancement.failure",
+                lead_id="lead_s",
+                step_id="step_unnamed",
+                metadata={
+                    "service": "last_name: Smith",
+                    "error_type": "lookup of last_name=Smith failed",
+                    "error_message": "x",
+                    "retry_attempts": 0,
+                },
+            ),
+            make_event(
+                "feedback.received",
+                lead_id="lead_s",
+                step_id="step_unnamed",
+                metadata={
+                    "feedback_type": "first_name: Ann",
+                    "status": "returned",
+                    "quality_metrics": {},
+                    "original_lead_id": "lead_s",
+                    "rejection_reason": "dob=1979-03-14",
+                },
+            ),
+        ]
+    )
+    store.record_incidents(
+        [{"incident_id": "inc_s", "name": "x", "entity": "y", "description": "first_name: John"}]
+    )
+    s = connect(store, user="tess")
+    columns = ["step_name", "entity_name", "feedback_type", "rejection_reason", "error_type"]
+    sql = s.sql(f"SELECT {', '.join(columns)} FROM events WHERE lead_id = 'lead_s' ORDER BY seq")
+    timeline = s.timeline("lead_s")[columns]
+    rows = [frame.astype(object).fillna("").values.tolist() for frame in (sql, timeline)]
+    assert rows[0] == rows[1]
+    text = sql.to_csv() + s.sql("SELECT * FROM lead_summary").to_csv()
+    text += s.sql("SELECT description FROM incidents").to_csv()
+    for raw in ("John", "Smith", "Ann", "03-14"):
+        assert raw not in text, (raw, text)
+    assert "first_name: J***" in text
+
+
 # --------------------------------------------------------------------------- totality
 
 # any text, lone surrogates included (st.text() leaves them out), with the characters
