@@ -19,7 +19,7 @@ import json
 import re
 import threading
 from collections.abc import Mapping
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import quote_plus, unquote_plus
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -59,11 +59,18 @@ def mask_email(value: str) -> str:
 
 
 _PHONE_CHARS = re.compile(r"[^0-9*]")
+# an international number: "+44 20 7946 0958" shows its country code only
+_COUNTRY_CODE = re.compile(r"\s*(?:tel:)?\s*\+\s*(\d+)")
 
 
 def mask_phone(value: str) -> str:
-    """``(512) 555-1234`` -> ``(512) ***-****``: the area code only."""
+    """``(512) 555-1234`` -> ``(512) ***-****``: the area code only; an international
+    number shows its country code only (``+44 ***-****``)."""
     chars = _PHONE_CHARS.sub("", value)
+    cc = _COUNTRY_CODE.match(value) if "+" in value else None
+    if cc and not cc.group(1).startswith("1") and len(chars) >= 8:
+        code = cc.group(1)
+        return f"+{code if len(code) <= 3 else code[:2]} ***-****"
     if len(chars) == 11 and chars[0] == "1":
         chars = chars[1:]
     if len(chars) >= 10 and chars[:3].isdigit():
@@ -81,15 +88,17 @@ def mask_ssn(value: str) -> str:
 
 
 def mask_name(value: str) -> str:
-    """``John Smith`` -> ``J***``: the first letter and asterisks. An email given for a
-    person (``"contact": "jo@example.com"``) is masked as an email."""
-    s = value.strip()
-    if not s:
+    """``John Smith`` -> ``J*** S***``: each word's first letter and asterisks. An email
+    given for a person (``"contact": "jo@example.com"``) is masked as an email."""
+    words = value.split()
+    if len(words) == 1:
+        w = words[0]
+        if "@" in w:
+            return mask_email(value)
+        return f"{w[0] if w[0] != '*' else ''}{STARS}"
+    if not words:
         return value
-    if "@" in s and len(s.split()) == 1:
-        return mask_email(value)
-    first = s[0] if s[0] != "*" else ""
-    return f"{first}{STARS}"
+    return " ".join(f"{w[0] if w[0] != '*' else ''}{STARS}" for w in words)
 
 
 def mask_street(value: str) -> str:
@@ -104,16 +113,24 @@ def mask_street(value: str) -> str:
 def mask_ip(value: str) -> str:
     """``203.0.113.9`` -> ``203.0.***.***``; IPv6 keeps its first two groups."""
     s = value.strip()
-    if ":" in s and "." not in s:
+    if ":" in s and "." not in s and _IPV6_VALUE.match(s):
         groups = s.split(":")
         return ":".join(groups[:2]) + ":****"
     parts = s.split(".")
-    if len(parts) == 4:
+    if len(parts) == 4 and (parts[0].isdigit() or _DIGIT.search(s)):
         head = [p if p.isdigit() else "***" for p in parts[:2]]
         return ".".join(head + ["***", "***"])
-    return re.sub(r"\d", "*", value)
+    return _DIGIT.sub("*", value)  # no digits: no address, nothing to hide ("unknown")
 
 
+# an IPv6 address: hex groups, compressed ("::") or all eight
+# (a zone may follow), or one masked already ("2001:db8:****")
+_IPV6_VALUE = re.compile(
+    r"^(?:[0-9A-Fa-f:]*(?:::|(?:[0-9A-Fa-f]{1,4}:){7})[0-9A-Fa-f:]*(?:%\S*)?"
+    r"|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:\*{4})$"
+)
+
+_DIGIT = re.compile(r"\d")
 _YEAR = re.compile(r"(?<!\d)(1[89]\d\d|20\d\d)(?!\d)")
 
 
@@ -259,6 +276,24 @@ def _mask_plain(value, path: tuple):
 _PHONE_INT = re.compile(r"^(1?[2-9]\d{9})$")
 
 
+# {"field": "last_name", "value": "Smith"}: a value named by a sibling key
+_LABEL_KEYS = ("field", "name", "key", "field_name", "fieldName", "param", "attribute")
+_VALUE_KEYS = ("value", "val", "values")
+
+
+def _labelled_type(obj: Mapping) -> FieldType | None:
+    """The PII type a label key of ``obj`` names (``obj`` holds a value key)."""
+    if len(obj) > 8:
+        return None
+    for lk in _LABEL_KEYS:
+        label = obj.get(lk)
+        if type(label) is str and label:
+            ft = key_type(label)
+            if ft.pii:
+                return ft
+    return None
+
+
 def _mask_mapping(obj: Mapping, path: tuple) -> dict:
     out = {}
     infos = _key_infos
@@ -283,6 +318,12 @@ def _mask_mapping(obj: Mapping, path: tuple) -> dict:
             out[mk] = v if -(10**9) < v < 10**9 else _mask_plain(v, path)
         else:
             out[mk] = _mask_plain(v, (*path, str(k)))
+    if "value" in obj or "val" in obj or "values" in obj:
+        labelled = _labelled_type(obj)
+        if labelled is not None:
+            for k, v in obj.items():
+                if k in _VALUE_KEYS and v is not None and not isinstance(v, bool):
+                    out[_mask_key(k)] = _mask_typed(labelled, v, (*path, str(k)))
     return out
 
 
@@ -377,21 +418,43 @@ def refresh_field_types() -> None:
 # --------------------------------------------------------------------------- free text
 
 _HEX_ID = re.compile(r"(?<![0-9A-Za-z])[0-9a-f]{24}(?![0-9A-Za-z])")
-_MAYBE_PII = re.compile(r"[@\uff20]|%40|\d{3}|\d\.\d+\.\d")
-# any script: an address may have a non-ASCII local part or domain (IDN)
-_EMAIL = re.compile(r"(?<![\w.%+-])([\w.%+-])[\w.%+-]*(@|%40|\uff20)([^\W_][\w-]*(?:\.[\w-]+)+)")
+# text that may hold a shape mask_text masks (anything else is returned as it is)
+_MAYBE_PII = re.compile(r"[@\uff20]|%40|&#|\+\d|::|\d(?:\d\d|\.\d+\.\d)")
+# "@" as text may spell it: plain, URL-encoded, fullwidth, an HTML entity
+_AT = r"(@|%40|\uff20|&#0*64;|&#[xX]0*40;)"
+# a domain (any script: IDN), a host without dots ("localhost") or an address literal
+_DOMAIN = r"(\[[0-9A-Fa-f:.]+\]|[^\W_][\w-]*(?:\.[\w-]+)*)"
+_EMAIL = re.compile(rf"(?<![\w.%+-])([\w.%+-])[\w.%+-]*{_AT}{_DOMAIN}")
+# a quoted local part: "john smith"@example.com
+_QUOTED_EMAIL = re.compile(rf'"([^\s"\\@:,;<>\[\]])[^"\\\n@:,;<>\[\]]{{0,63}}"{_AT}{_DOMAIN}')
 # a date near words that say it is a birth date ("DOB 01/02/1980", "born on 1980-01-02")
 _BIRTH_DATE = re.compile(
-    r"(?i)\b(d\.?o\.?b\.?|born(?:\s+on)?|birth\s*date|birthday|date\s+of\s+birth)"
+    r"(?i)\b(d\.?o\.?b\.?|born(?:\s+on)?|birth\s*date|birthday|b-?day|date\s+of\s+birth)"
     r"(\W{1,4})(\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{1,2}\s+[A-Za-z]{3,9}\.?,?\s+\d{4}"
     r"|[A-Za-z]{3,9}\.?\s+\d{1,2},?\s+\d{4})"
 )
-_SSN = re.compile(r"(?<![\d*])\d{3}[- ]\d{2}[- ](\d{4})(?!\d)")
+# separators of the groups of a phone number or an SSN: space, dot, slash, underscore,
+# hyphen and the dashes and minus sign that word processors put in their place
+_SEP = r"[\s./_\-\u2010-\u2015\u2212]"
+_SSN = re.compile(r"(?<![\d*])\d{3}([- ./\u2010-\u2015\u2212])\d{2}\1(\d{4})(?!\d)")
 _PHONE = re.compile(
-    r"(?<![\d*])(?:\+?1[\s.-]?)?\(?([2-9]\d{2})\)?[\s.-]?\d{3}[\s.-]?\d{4}(?![\d*])"
+    rf"(?<![\d*])(?:\+?1{_SEP}?)?\(?([2-9]\d{{2}})\)?{_SEP}?\d{{3}}{_SEP}?\d{{4}}(?![\d*])"
 )
-_LOCAL_PHONE = re.compile(r"(?<![\d*-])\d{3}-\d{4}(?![\d*-])")
+# "+44 20 7946 0958", "+49 30 8675309": the country code stays (not +1: see _PHONE)
+_INTL_PHONE = re.compile(
+    rf"(?<![\w+*])\+(?!1)(\d{{1,3}})(?:{_SEP}?\(?\d{{1,5}}\)?){{2,7}}(?![\d*])"
+)
+_LOCAL_PHONE = re.compile(
+    r"(?<![\d*\-\u2010-\u2015])\d{3}[-\u2010-\u2015]\d{4}(?![\d*\-\u2010-\u2015])"
+)
 _IPV4 = re.compile(r"(?<![\d.])(\d{1,3})\.(\d{1,3})\.\d{1,3}\.\d{1,3}(?!\.?\d)")
+_H = r"[0-9A-Fa-f]{1,4}"
+# an IPv6 address: all eight groups, or compressed ("2001:db8::1", "dead:beef::cafe"),
+# perhaps ending in an IPv4 address ("::ffff:203.0.113.9")
+_IPV6 = re.compile(
+    rf"(?<![\w:.])(?:{_H}(?::{_H}){{7}}|(?:{_H}(?::{_H}){{0,6}})?::(?:{_H}(?::{_H}){{0,6}})?)"
+    r"(?:\.\d{1,3}){0,3}(?![\w:])"
+)
 _LONG_DIGITS = re.compile(r"\d{7,}")
 _DIGITS3 = re.compile(r"\d{3}")
 # Strings that may hold structure or PII; anything else is returned as it is. A wider
@@ -399,13 +462,14 @@ _DIGITS3 = re.compile(r"\d{3}")
 # matches whatever this one matches (Python's \d is any Unicode digit, so any non-ASCII
 # text goes to Python), and compiles fast (a view is bound, and its regexes compiled, on
 # every query; Unicode classes would cost ~0.5 ms each time).
-_NEEDS_WORK = re.compile(r"[{\[<=:@%\uff20]|\d{3}|\d\.\d")
-NEEDS_WORK_RE2 = r"[{\[<=:@%]|[0-9]{3}|[0-9][.][0-9]|[^\x00-\x7F]"
+_NEEDS_WORK = re.compile(r"[{\[<=:@%\uff20]|&#|\+\d|\d(?:\d\d|\.\d)")
+NEEDS_WORK_RE2 = r"[{\[<=:@%]|&#|[+][0-9]|[0-9]{3}|[0-9][.][0-9]|[^\x00-\x7F]"
 
 # Words a PII key's name contains (the catalogue's rules), for needs_work_re2() below.
-# Phones, SSNs and IP addresses are masked only where their value has digits.
+# Phones, SSNs and IP addresses are masked only where their value has digits (or an
+# IPv6 address's "::", which the pattern finds anyway).
 _DIGIT_KEY_WORDS = ("phone", "mobile", "ssn", "ip", "security")
-_ANY_KEY_WORDS = ("name", "email", "dob", "birth", "address", "street")
+_ANY_KEY_WORDS = ("name", "email", "mail", "dob", "birth", "address", "street")
 _DIGIT_TYPES = (FieldType.PHONE, FieldType.SSN, FieldType.IP_ADDRESS)
 
 
@@ -414,11 +478,11 @@ def needs_work_re2() -> str:
 
     The one test the SQL views make before they call the masking function on a text
     column (free text and names of things alike), so SQL and Python mask the same text.
-    Narrower than ``NEEDS_WORK_RE2``: a ``:`` or ``=`` counts only after a key whose
-    name could be PII (and, for phones, SSNs and IPs, only with a digit after it), so a
-    reason such as "Invalid phone: number is disconnected" skips Python altogether
-    (tests prove text it does not match masks to itself). Built from the catalogue's PII
-    field names, so a field declared later is covered once the pattern is rebuilt.
+    A ``:`` or ``=`` counts only after a key whose name could be PII (and, for phones,
+    SSNs and IPs, only with a digit after it), so a reason such as "Invalid phone:
+    number is disconnected" skips Python altogether (tests prove text it does not match
+    masks to itself). Built from the catalogue's PII field names, so a field declared
+    later is covered once the pattern is rebuilt.
     """
     digit_words, any_words = set(_DIGIT_KEY_WORDS), set(_ANY_KEY_WORDS)
     for k, ft in catalog.FIELD_TYPES.items():
@@ -432,13 +496,15 @@ def needs_work_re2() -> str:
     }
 
     def alt(words):
-        return "|".join(sorted(re.escape(w) for w in words))
+        # "tax_id" also as the text may write it: "tax-id", "taxId", "TAXID"
+        return "|".join(sorted(re.escape(w).replace("_", "[_-]?") for w in words))
 
     key_end = r"[A-Za-z0-9_.\-]*[\x22']?\s*[:=]"
     return (
-        r"[@{\[<]|%40|[0-9]{3}|[0-9][.][0-9]|[^\x00-\x7F]"
+        r"[@{\[<]|%40|&#|::|[+][0-9]|[0-9]{3}|[0-9][.][0-9]|[^\x00-\x7F]"
+        r"|(?:[0-9A-Fa-f]{1,4}:){7}"
         rf"|(?i:(?:{alt(any_words)}){key_end})"
-        rf"|(?i:(?:{alt(digit_words)}){key_end}[^\n]*[0-9])"
+        rf"|(?i:(?:{alt(digit_words)}){key_end}[^\n]*[0-9*])"
     )
 
 
@@ -446,8 +512,17 @@ def needs_work_re2() -> str:
 _LOOSE_PAIR = re.compile(
     r"""(["']?)([A-Za-z_][\w.\-]{0,63})\1(\s*[:=]\s*)("(?:[^"\\\n]|\\.)*"?|'[^'\n]*'?|[^\s,;&}\])(<>"']+)"""
 )
-
-
+# a further word of a name given without quotes ("Name: John Smith"): not a next key
+_NAME_WORD = re.compile(r"[ \t]+([^\W\d_][\w'\u2019.\-]*)\b(?![\w'\u2019.\-]*\s*[:=])")
+_NAME_TYPES = frozenset({FieldType.FIRST_NAME, FieldType.LAST_NAME, FieldType.FULL_NAME})
+# words that end a name given without quotes ("first_name=john was rejected")
+_NAME_STOP = frozenset(
+    {
+        *("a", "an", "and", "are", "as", "at", "because", "but", "by", "failed", "for"),
+        *("from", "had", "has", "in", "is", "no", "not", "of", "on", "or", "rejected"),
+        *("returned", "the", "to", "via", "was", "were", "with"),
+    }
+)
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
@@ -459,24 +534,44 @@ def _clean(s):
     return s
 
 
+def _ipv6_repl(m):
+    text = m.group(0)
+    if not any(c not in ":." for c in text):  # a bare "::" is punctuation
+        return text
+    return ":".join(text.split(":")[:2]) + ":****"
+
+
+def _intl_repl(m):
+    text = m.group(0)
+    if sum(c.isdigit() for c in text) < 8:
+        return text
+    return f"+{m.group(1)} ***-****"
+
+
 def mask_text(text: str) -> str:
-    """Mask emails, phone numbers, SSNs, IPv4 addresses and runs of 7+ digits in text.
+    """Mask emails, phone numbers, SSNs, IP addresses and runs of 7+ digits in text.
 
     >>> mask_text("SSN 123-45-6789, ip 203.0.113.9")
     'SSN ***-**-6789, ip 203.0.***.***'
     """
     if not isinstance(text, str):
         return text
-    if not _MAYBE_PII.search(text):
+    if not _MAYBE_PII.search(text) and text.count(":") < 7:  # (7: an IPv6 address)
         return text if text.isascii() else _clean(text)
     # a platform's 24-hex object id holds digit runs but no person: keep it whole
     ids = _HEX_ID.findall(text)
     s = _HEX_ID.sub("\x00", text) if ids else text
-    if "@" in s or "%40" in s or "\uff20" in s:
+    if "@" in s or "%40" in s or "\uff20" in s or "&#" in s:
+        if '"' in s:
+            s = _QUOTED_EMAIL.sub(lambda m: f'"{m.group(1)}{STARS}"{m.group(2)}{m.group(3)}', s)
         s = _EMAIL.sub(lambda m: f"{m.group(1)}{STARS}{m.group(2)}{m.group(3)}", s)
-    if _DIGITS3.search(s):
+    if ":" in s and ("::" in s or s.count(":") >= 7):
+        s = _IPV6.sub(_ipv6_repl, s)
+    if _DIGITS3.search(s) or "+" in s:
         s = _BIRTH_DATE.sub(lambda m: m.group(1) + m.group(2) + mask_dob(m.group(3)), s)
-        s = _SSN.sub(lambda m: f"***-**-{m.group(1)}", s)
+        s = _SSN.sub(lambda m: f"***-**-{m.group(2)}", s)
+        if "+" in s:
+            s = _INTL_PHONE.sub(_intl_repl, s)
         s = _PHONE.sub(lambda m: f"({m.group(1)}) ***-****", s)
         s = _LOCAL_PHONE.sub("***-****", s)
         s = _LONG_DIGITS.sub(lambda m: "*" * len(m.group(0)), s)
@@ -488,32 +583,73 @@ def mask_text(text: str) -> str:
     return _clean(s)
 
 
-def _mask_loose_pairs(text: str) -> str:
-    """``"email": "jo@x.com"`` or ``ssn=123-45-6789`` in broken JSON or plain text."""
-
-    def repl(m):
-        ft = key_type(m.group(2))
-        if not ft.pii:
-            return m.group(0)
+def _mask_loose_pairs(text: str, depth: int = 0) -> str:
+    """``"email": "jo@x.com"`` or ``ssn=123-45-6789`` in broken JSON or plain text; a pair
+    inside another pair's value (``reason: first_name=John``, a URL's query) too."""
+    out = []
+    pos = 0
+    while True:
+        m = _LOOSE_PAIR.search(text, pos)
+        if m is None:
+            break
+        out.append(text[pos : m.start()])
+        pos = m.end()
         raw = m.group(4)
         quote = raw[0] if raw[:1] in ("'", '"') else ""
         inner = raw[len(quote) :]
         closing = quote if quote and inner.endswith(quote) and len(inner) >= 1 else ""
         if closing:
             inner = inner[:-1]
-        masked = _BY_TYPE[ft](inner) if inner else inner
-        return f"{m.group(1)}{m.group(2)}{m.group(1)}{m.group(3)}{quote}{masked}{closing}"
-
-    return _LOOSE_PAIR.sub(repl, text)
+        ft = key_type(m.group(2))
+        if not ft.pii:
+            if "=" in inner or ":" in inner:
+                if not quote:  # read on from the value: its own pairs come next
+                    out.append(text[m.start() : m.start(4)])
+                    pos = m.start(4)
+                    continue
+                if depth < 4:
+                    inner = _mask_loose_pairs(inner, depth + 1)
+            masked = inner
+        else:
+            if ft in _NAME_TYPES and not quote and inner:
+                # an unquoted name runs on over the words that follow it (up to three,
+                # capitalised like its first word): "Name: John Smith"
+                upper = inner[:1].isupper()
+                for _ in range(3):
+                    w = _NAME_WORD.match(text, pos)
+                    if w is None or w.group(1)[:1].isupper() != upper:
+                        break
+                    if w.group(1).lower() in _NAME_STOP:
+                        break
+                    inner += w.group(0)
+                    pos = w.end()
+            masked = _BY_TYPE[ft](inner) if inner else inner
+        out.append(f"{m.group(1)}{m.group(2)}{m.group(1)}{m.group(3)}{quote}{masked}{closing}")
+    out.append(text[pos:])
+    return "".join(out)
 
 
 _FORM = re.compile(r"^[A-Za-z_][\w.\-\[\]]*=[^&\s]*(&[A-Za-z_][\w.\-\[\]]*=[^&\s]*)+$")
 _TAG = re.compile(r"<([A-Za-z_][\w.\-]*)>([^<]*)</\1>")
 
 
+def _mask_form(s: str) -> str:
+    """``a=1&first_name=John``: the values of PII keys masked, every other pair as it is."""
+    parts = []
+    for pair in s.split("&"):
+        k, eq, v = pair.partition("=")
+        ft = key_type(unquote_plus(k))
+        if eq and ft.pii:
+            masked = _mask_typed(ft, unquote_plus(v), ())
+            parts.append(f"{k}={quote_plus(str(masked), safe='*@()')}")
+        else:
+            parts.append(pair)
+    return mask_text("&".join(parts))
+
+
 def _mask_string(s: str) -> str:
-    """A string under a non-PII key: embedded JSON, form data, XML tags, then free text;
-    lone surrogates replaced."""
+    """A string under a non-PII key: embedded JSON (also encoded twice), form data, XML
+    tags, then free text; lone surrogates replaced."""
     return _clean(_mask_structured(s))
 
 
@@ -521,18 +657,26 @@ def _mask_structured(s: str) -> str:
     if not _NEEDS_WORK.search(s):
         return s
     stripped = s.strip()
-    if stripped[:1] in ("{", "[") and len(stripped) > 1:
+    first = stripped[:1]
+    if first in ("{", "[") and len(stripped) > 1:
         try:
             doc = json.loads(stripped)
         except ValueError:
             doc = None
         if isinstance(doc, (dict, list)):
             return json.dumps(_mask_plain(doc, ()), ensure_ascii=False, separators=(",", ":"))
+    elif first == '"' and stripped[-1:] == '"' and ("{" in stripped or "[" in stripped):
+        # a JSON document encoded as a JSON string: "{\"first_name\": \"John\"}"
+        try:
+            inner = json.loads(stripped)
+        except ValueError:
+            inner = None
+        if isinstance(inner, str) and inner.strip()[:1] in ("{", "["):
+            masked = _mask_string(inner)
+            if masked != inner:
+                return json.dumps(masked, ensure_ascii=False)
     if "=" in s and _FORM.match(stripped):
-        pairs = parse_qsl(stripped, keep_blank_values=True)
-        return mask_text(
-            urlencode([(k, _mask_typed(key_type(k), v, ())) for k, v in pairs], safe="*@()")
-        )
+        return _mask_form(stripped)
     if "<" in s and "</" in s:
         s = _TAG.sub(
             lambda m: (
