@@ -414,6 +414,33 @@ def test_every_word_of_a_name_is_masked(text, masked):
     assert mask_value("contact", "ops@example.com") == "o***@example.com"
 
 
+def test_numbers_of_ten_digits_are_masked_as_phones():
+    doc = {
+        "phone_f": 5125550123.0,
+        "info": 5125550123,
+        "list": [5125550123.0, 12.5],
+        "big": 51286753090000000000000,
+        "revenue": 12.50,
+        "count": 3,
+        "epoch_ms": 1705329045234,
+        "created_at": 1705329045.0,
+        "nan": float("nan"),
+    }
+    out = mask_document(doc)
+    for key in ("phone_f", "info", "big"):
+        assert out[key] == "(512) ***-****", key
+    assert out["nan"] != out["nan"]  # NaN stays NaN
+    assert out["list"] == ["(512) ***-****", 12.5]
+    assert out["revenue"] == 12.50 and out["count"] == 3
+    assert out["epoch_ms"] == 1705329045234 and out["created_at"] == 1705329045.0
+    assert mask_json_text('{"x": 5125550123.0}') == '{"x":"(512) ***-****"}'
+    assert mask_free_text("callback 5125550123.0") == "callback (512) ***-****.0"
+    import pandas as pd
+
+    frame = _masking.mask_frame(pd.DataFrame({"value": [1.5, 5125550123.0], "cost": [1.0, 2.0]}))
+    assert frame.value.tolist() == [1.5, "(512) ***-****"] and frame.cost.tolist() == [1.0, 2.0]
+
+
 @pytest.mark.parametrize(
     "text, masked",
     [

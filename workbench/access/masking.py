@@ -16,6 +16,7 @@ mask does not reveal a value's length.
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 from collections.abc import Mapping
@@ -261,10 +262,8 @@ def _mask_plain(value, path: tuple):
         return value
     if isinstance(value, str):
         return _mask_string(value)
-    if isinstance(value, int):
-        return mask_phone(str(value)) if _PHONE_INT.match(str(value)) else value
-    if isinstance(value, float):
-        return value
+    if isinstance(value, int | float):
+        return value if -(10**9) < value < 10**9 else _mask_number(value)
     if isinstance(value, Mapping):
         return _mask_mapping(value, path)
     if isinstance(value, (list, tuple)):
@@ -272,8 +271,27 @@ def _mask_plain(value, path: tuple):
     return _mask_string(_as_text(value))
 
 
-# a bare integer that reads as a North American phone number
-_PHONE_INT = re.compile(r"^(1?[2-9]\d{9})$")
+def _mask_number(value):
+    """A number of ten or more digits may be a phone number (``5125550123``, also as
+    ``5125550123.0``): masked as one. Smaller numbers (a price, a count) are kept."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return value
+    try:
+        digits = str(abs(int(value)))
+    except ValueError:  # more digits than Python prints
+        return STARS
+    return mask_phone(digits) if len(digits) >= 10 else value
+
+
+# numbers under these keys are quantities or times ("epoch_ms", "created_at"), not phones
+_NUMERIC_TYPES = (FieldType.NUMBER, FieldType.DATE)
+_TIME_KEY = re.compile(r"(?i)(?:^|[._\-])(?:ts|epoch)$|(?:time|stamp|_at|_on)$")
+
+
+def _keeps_numbers(key, ft: FieldType) -> bool:
+    """Whether numbers under ``key`` are quantities or times (kept) rather than maybe
+    phone numbers (ten or more digits are masked)."""
+    return ft in _NUMERIC_TYPES or (isinstance(key, str) and bool(_TIME_KEY.search(key)))
 
 
 # {"field": "last_name", "value": "Smith"}: a value named by a sibling key
@@ -302,9 +320,11 @@ def _mask_mapping(obj: Mapping, path: tuple) -> dict:
         info = infos.get((k, path))
         if info is None:
             info = _key_info(k, path)
-        ft, mk = info
-        if v is None or v is True or v is False or type(v) is float:
+        ft, mk, numbers = info
+        if v is None or v is True or v is False:
             out[mk] = v
+        elif type(v) is float:
+            out[mk] = v if -1e9 < v < 1e9 or numbers else _mask_number(v)
         elif ft.pii:
             out[mk] = _mask_typed(ft, v, (*path, str(k)))
         elif type(v) is str:
@@ -315,7 +335,7 @@ def _mask_mapping(obj: Mapping, path: tuple) -> dict:
                     strings[v] = m
             out[mk] = m
         elif type(v) is int:
-            out[mk] = v if -(10**9) < v < 10**9 else _mask_plain(v, path)
+            out[mk] = v if -(10**9) < v < 10**9 or numbers else _mask_number(v)
         else:
             out[mk] = _mask_plain(v, (*path, str(k)))
     if "value" in obj or "val" in obj or "values" in obj:
@@ -327,15 +347,17 @@ def _mask_mapping(obj: Mapping, path: tuple) -> dict:
     return out
 
 
-# (key, path) -> (field type, masked key); plain text -> masked text. Both depend on the
-# catalogue's field declarations and are cleared with them (refresh_field_types).
-_key_infos: dict[tuple, tuple[FieldType, object]] = {}
+# (key, path) -> (field type, masked key, keeps numbers); plain text -> masked text. Both
+# depend on the catalogue's field declarations and are cleared with them
+# (refresh_field_types).
+_key_infos: dict[tuple, tuple[FieldType, object, bool]] = {}
 _strings_cache: dict[str, str] = {}
 
 
-def _key_info(k, path: tuple) -> tuple[FieldType, object]:
+def _key_info(k, path: tuple) -> tuple[FieldType, object, bool]:
     sk = k if isinstance(k, str) else str(k)
-    info = (key_type(sk, path), _mask_key(k))
+    ft = key_type(sk, path)
+    info = (ft, _mask_key(k), _keeps_numbers(sk, ft))
     if len(_key_infos) < 100_000:
         _key_infos[(k, path)] = info
     return info
@@ -942,12 +964,13 @@ def _mask_series(name: str, s):
     ft = FieldType.TEXT if name in _SHAPE_NAMES else catalog.field_type(name)
     api = pd.api.types
     if not ft.pii:
-        if api.is_bool_dtype(s) or api.is_float_dtype(s) or api.is_datetime64_any_dtype(s):
+        if api.is_bool_dtype(s) or api.is_datetime64_any_dtype(s):
             return s
         if api.is_timedelta64_dtype(s):
             return s
-        # integers pass unless one reads as a phone number
-        if api.is_integer_dtype(s) and not (s.abs() >= 10**9).any():
+        # numbers pass unless one has ten or more digits (a phone number, maybe)
+        numeric = api.is_integer_dtype(s) or api.is_float_dtype(s)
+        if numeric and (_keeps_numbers(name, ft) or not (s.abs() >= 10**9).any()):
             return s
     json_text = name in ("metadata", "lead_snapshot", "parameters")
     cache: dict = {}
@@ -975,6 +998,6 @@ def _mask_cell(ft: FieldType, v, json_text: bool = False):
         if json_text:
             return mask_json_text(v)
         return mask_free_text(v)
-    if isinstance(v, int) and not isinstance(v, bool):
+    if isinstance(v, int | float) and not isinstance(v, bool):
         return mask_document(v)
     return v
