@@ -50,6 +50,7 @@ class PII:
     street: str
     ip: str
     dob: dt.date
+    ipv6: str = ""  # hex letters only ("dead:beef::cafe"): no digit betrays it
 
     @property
     def full_name(self) -> str:
@@ -69,6 +70,20 @@ class PII:
     def ssn_dashed(self) -> str:
         s = self.ssn
         return f"{s[:3]}-{s[3:5]}-{s[5:]}"
+
+    @property
+    def ssn_dotted(self) -> str:
+        s = self.ssn
+        return f"{s[:3]}.{s[3:5]}.{s[5:]}"
+
+    @property
+    def ssn_slashed(self) -> str:
+        s = self.ssn
+        return f"{s[:3]}/{s[3:5]}/{s[5:]}"
+
+    def phone_with(self, sep: str) -> str:
+        p = self.phone
+        return f"{p[:3]}{sep}{p[3:6]}{sep}{p[6:]}"
 
     @property
     def dob_iso(self) -> str:
@@ -96,6 +111,10 @@ class PII:
             self.dob_iso,
             self.dob_us,
             self.email.split("@")[0],  # the full local part
+            self.ssn_dotted,
+            self.ssn_slashed,
+            *(self.phone_with(sep) for sep in "/_\u2013\u2014"),
+            *([self.ipv6] if self.ipv6 else []),
         ]
 
 
@@ -121,16 +140,33 @@ def pii_records(draw) -> PII:
     street = f"{draw(st.integers(100, 9999))} {draw(_word('qv')).capitalize()} St"
     ip = "10." + ".".join(str(draw(st.integers(0, 255))) for _ in range(3))
     dob = draw(st.dates(min_value=dt.date(1940, 1, 1), max_value=dt.date(2005, 12, 31)))
+    hexes = [draw(st.text(alphabet="abcdef", min_size=4, max_size=4)) for _ in range(4)]
+    ipv6 = f"{hexes[0]}:{hexes[1]}::{hexes[2]}:{hexes[3]}"
     return PII(
-        first, last, f"{local}@{domain}", f"{area}{exchange}{line:04d}", ssn, street, ip, dob
+        first,
+        last,
+        f"{local}@{domain}",
+        f"{area}{exchange}{line:04d}",
+        ssn,
+        street,
+        ip,
+        dob,
+        ipv6,
     )
 
 
 # --------------------------------------------------------------------------- the check
 
-_PHONE_SHAPED = re.compile(r"\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}")
-# the first five digits of an SSN as an SSN shows them: "123-45", "123 45", "12345***"
-_SSN_HEADS = re.compile(r"(?<!\d)(\d{3})[- ](\d{2})(?!\d)|(?<!\d)(\d{5})[*xX#]")
+_PHONE_SEP = "[\\s./_\\-\u2010-\u2015]"
+_PHONE_SHAPED = re.compile(rf"\(?\d{{3}}\)?{_PHONE_SEP}?\d{{3}}{_PHONE_SEP}?\d{{4}}")
+# an international number, its digits in groups of any size: "+44 51 2867 5309"
+_INTL_SHAPED = re.compile(rf"\+\d(?:{_PHONE_SEP}?\(?\d+\)?)+")
+# the first five digits of an SSN as an SSN shows them: "123-45", "123 45", "12345***",
+# "123.45.6789" and "123/45/****" (with a dot or slash only in an SSN's whole shape)
+_SSN_HEADS = re.compile(
+    r"(?<!\d)(\d{3})[- \u2013\u2014](\d{2})(?!\d)|(?<!\d)(\d{5})[*xX#]"
+    r"|(?<![\d.])(\d{3})([./_])(\d{2})\5[\d*]{4}(?!\d)"
+)
 
 
 def assert_no_pii(text: str, records: PII | Iterable[PII], where: str = "output") -> None:
@@ -144,8 +180,11 @@ def assert_no_pii(text: str, records: PII | Iterable[PII], where: str = "output"
     records = [records] if isinstance(records, PII) else list(records)
     low = text.casefold()
     runs = re.findall(r"\d+", text)
-    shaped = ["".join(c for c in m if c.isdigit()) for m in _PHONE_SHAPED.findall(text)]
-    heads = {(a + b) or c for a, b, c in _SSN_HEADS.findall(text)}
+    shaped = [
+        "".join(c for c in m if c.isdigit())
+        for m in _PHONE_SHAPED.findall(text) + _INTL_SHAPED.findall(text)
+    ]
+    heads = {(a + b) or c or (d + f) for a, b, c, d, _, f in _SSN_HEADS.findall(text)}
     for p in records:
         for value in p.raw_values():
             assert value.casefold() not in low, f"raw PII {value!r} in {where}:\n{text[:3000]}"
@@ -239,6 +278,24 @@ def lead_with_pii(p: PII, lead_id: str, at: dt.datetime, spouse: PII | None = No
         f"<lead><first_name>{p.first_name}</first_name><phone>{p.phone_formatted}</phone>"
         f"<email>{p.email}</email><ssn>{p.ssn_dashed}</ssn></lead>"
     )
+    local, domain = p.email.split("@")
+    # PII in free text in shapes beyond the plain ones: a pair inside a pair's value, a
+    # URL's query, a full name, a phone as a float, SSNs and phones with other separators,
+    # an international number, IPv6 without digits, emails quoted, at a bare host or
+    # with "@" as an HTML entity
+    shapes = [
+        f"reason: first_name={p.first_name}",
+        f"see https://buyer.example/?first_name={p.first_name}&phone={p.phone}",
+        f"Too young: date_of_birth={p.dob_iso}",
+        f"Name: {p.first_name} {p.last_name}",
+        f"callback {float(p.phone)}",
+        f"ssn {p.ssn_dotted} or {p.ssn_slashed}",
+        " ".join(p.phone_with(sep) for sep in "/_\u2013\u2014"),
+        f"+44 {p.phone[:2]} {p.phone[2:6]} {p.phone[6:]}",
+        f"from {p.ipv6}",
+        f'mail "{p.first_name} {p.last_name}"@{domain}',
+        f"{local}@localhost or {local}&#64;{domain}",
+    ]
 
     def ev(type_, metadata, ms, **extra):
         e = {
@@ -268,6 +325,26 @@ def lead_with_pii(p: PII, lead_id: str, at: dt.datetime, spouse: PII | None = No
                     "ssn": p.ssn_dashed,
                     "address": p.street,
                     "dob": p.dob_us,
+                    # names a source gives its fields beyond the catalogue's own
+                    "first_name_2": p.first_name,
+                    "firstName1": p.first_name,
+                    "given": p.first_name,
+                    "nombre": p.first_name,
+                    "vorname": p.last_name,
+                    "customer": p.full_name,
+                    "contact": p.full_name,
+                    "addr1": p.street,
+                    "street_line_1": p.street,
+                    "born": p.dob_iso,
+                    "bday": p.dob_us,
+                    "dob_str": p.dob_iso,
+                    # keys spelt with invisible or compatibility characters
+                    "first\u200bname": p.first_name,
+                    "last\u00adname": p.last_name,
+                    "\uff46\uff49\uff52\uff53\uff54_name": p.first_name,
+                    "\ufb01rst_name": p.first_name,
+                    "phone_f": float(p.phone),
+                    "notes": shapes,
                 },
                 "headers": {
                     "x-forwarded-for": p.ip,
@@ -337,6 +414,25 @@ def lead_with_pii(p: PII, lead_id: str, at: dt.datetime, spouse: PII | None = No
             40,
         ),
         ev(
+            "enhancement.failure",
+            {
+                "service": f"Lookup of customer={p.full_name}",
+                "error_type": "; ".join(shapes),
+                "error_message": " | ".join(shapes),
+                "retry_attempts": 1,
+                "step_name": f"first_name: {p.first_name}",
+                "field_errors": [
+                    {"field": "last_name", "value": p.last_name},
+                    {"name": "first_name", "value": p.first_name},
+                    {"key": "email", "val": p.email},
+                ],
+                "response_body": json.dumps(json.dumps({"first_name": p.first_name})),
+                "ids": [float(spouse.phone)],
+            },
+            25,
+            outcome="failure",
+        ),
+        ev(
             "recipient.delivered",
             {
                 "recipient": "Buyer B",
@@ -353,6 +449,17 @@ def lead_with_pii(p: PII, lead_id: str, at: dt.datetime, spouse: PII | None = No
                 "revenue": 40.0,
             },
             50,
+        ),
+        ev(
+            "feedback.received",
+            {
+                "feedback_type": f"name: {p.first_name} {p.last_name}",
+                "status": "returned",
+                "quality_metrics": {"contacted": True},
+                "original_lead_id": lead_id,
+                "rejection_reason": f"Returned: first_name={p.first_name}, from {p.ipv6}",
+            },
+            60,
         ),
     ]
 
@@ -383,6 +490,13 @@ def bad_events_with_pii(p: PII) -> list:
             "metadata": {"source": "x"},
             "outcome": p.email,
             "duration_ms": p.ssn_dashed,
+        },
+        {  # a JSON escape of a lone surrogate in the raw text: not text, quarantined
+            "event_id": _id("evt_"),
+            "type": "source.submitted",
+            "lead_id": "lead_leakq",
+            "timestamp": "2026-11-20T10:00:00Z",
+            "metadata": {"source": "x", "note": "\ud800 " + p.email},
         },
     ]
 
@@ -486,6 +600,7 @@ def masked_outputs(session, store, lead_id: str, p: PII, since: dt.datetime, ful
 # --------------------------------------------------------------------------- the property
 
 
+LEAD_EVENTS = 8  # the events lead_with_pii gives a lead
 _SEEN: list[tuple[str, PII]] = []  # (lead_id, record) of every example, for the export test
 _T0 = dt.datetime(2027, 6, 1, tzinfo=dt.UTC)  # after the sample's events: a clean window
 
@@ -493,9 +608,10 @@ _T0 = dt.datetime(2027, 6, 1, tzinfo=dt.UTC)  # after the sample's events: a cle
 def _add_lead(store, folder, p: PII, spouse: PII) -> tuple[str, dt.datetime]:
     lead_id = _id("lead_leak")
     at = _T0 + dt.timedelta(hours=len(_SEEN))
-    report = store.append(lead_with_pii(p, lead_id, at, spouse))
-    assert report.stored == 6, str(report)
-    assert store.append(bad_events_with_pii(p)).quarantined == 3
+    events = lead_with_pii(p, lead_id, at, spouse)
+    report = store.append(events)
+    assert report.stored == len(events) == LEAD_EVENTS, str(report)
+    assert store.append(bad_events_with_pii(p)).quarantined == 4
     broken = folder / "broken.jsonl"
     broken.write_text(broken_lines_with_pii(p))
     assert store.append(broken).quarantined == 2
@@ -548,7 +664,7 @@ def test_exports_hold_no_raw_pii(leak_store, sessions, p, spouse):
             if lead_id in by_lead:
                 assert_no_pii(line, by_lead[lead_id], f"export of {lead_id}")
                 checked += 1
-    assert checked == 6 * len(by_lead)
+    assert checked == LEAD_EVENTS * len(by_lead)
 
 
 def test_the_check_catches_each_kind_of_leak():

@@ -295,7 +295,7 @@ def test_plain_columns_cost_no_masking_call(filled, analyst, monkeypatch):
 
 def test_mask_helpers_for_charts_and_widgets(analyst, compliance):
     assert analyst.mask_value("ssn", "123-45-6789") == "***-**-6789"
-    assert analyst.mask_value("full_name", "John Smith") == "J***"
+    assert analyst.mask_value("full_name", "John Smith") == "J*** S***"
     assert analyst.mask_value("email", "john@example.com") == "j***@example.com"
     assert analyst.mask_value("phone", "5551234567") == "(555) ***-****"
     assert analyst.mask_value(catalog.FieldType.IP_ADDRESS, "203.0.113.9") == "203.0.***.***"

@@ -122,3 +122,38 @@ def test_declaring_a_field_type_makes_it_pii():
         catalog.FIELD_TYPES.pop("co_applicant_tax_id")
     with pytest.raises(CatalogError, match="unknown field type"):
         catalog.register_field("x", "passport")
+
+
+@pytest.mark.parametrize(
+    "field, expected",
+    [
+        ("first_name_2", FieldType.FIRST_NAME),
+        ("firstName1", FieldType.FIRST_NAME),
+        ("first_name1", FieldType.FIRST_NAME),
+        ("addr1", FieldType.STREET_ADDRESS),
+        ("street_line_1", FieldType.STREET_ADDRESS),
+        ("born", FieldType.DATE_OF_BIRTH),
+        ("birth", FieldType.DATE_OF_BIRTH),
+        ("bday", FieldType.DATE_OF_BIRTH),
+        ("dob_str", FieldType.DATE_OF_BIRTH),
+        ("date_of_birth_text", FieldType.DATE_OF_BIRTH),
+        ("given", FieldType.FIRST_NAME),
+        ("customer", FieldType.FULL_NAME),
+        ("contact", FieldType.FULL_NAME),
+        ("nombre", FieldType.FIRST_NAME),
+        ("vorname", FieldType.FIRST_NAME),
+        ("Pr\u00e9nom", FieldType.FIRST_NAME),
+        ("first_name\u200b", FieldType.FIRST_NAME),
+        ("first\u00adname", FieldType.FIRST_NAME),
+        ("\uff46\uff49\uff52\uff53\uff54_name", FieldType.FIRST_NAME),
+        ("\ufb01rst_name", FieldType.FIRST_NAME),
+        ("F\u0130RST_NAME", FieldType.FIRST_NAME),
+        # not copies of a PII field
+        ("contact_attempts", FieldType.TEXT),
+        ("contacted", FieldType.TEXT),
+        ("version2", FieldType.TEXT),
+        ("phone_score_2", FieldType.NUMBER),
+    ],
+)
+def test_copies_and_spellings_of_a_field_have_its_type(field, expected):
+    assert catalog.field_type(field) is expected

@@ -18,7 +18,14 @@ from hypothesis import HealthCheck, Phase, given, settings
 import workbench
 from workbench import alerts, analytics, charts, investigate, sample
 
-from .test_access_leak import _id, assert_no_pii, frame_text, lead_with_pii, pii_records
+from .test_access_leak import (
+    LEAD_EVENTS,
+    _id,
+    assert_no_pii,
+    frame_text,
+    lead_with_pii,
+    pii_records,
+)
 
 T0 = dt.datetime(2027, 7, 1, tzinfo=dt.UTC)
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -53,7 +60,7 @@ def test_investigations_charts_and_reports_hold_no_raw_pii(
     lead = _id("lead_leak2")
     at = T0 + dt.timedelta(hours=_N[0])
     _N[0] += 1
-    assert store.append(lead_with_pii(p, lead, at, spouse)).stored == 6
+    assert store.append(lead_with_pii(p, lead, at, spouse)).stored == LEAD_EVENTS
     other = session.sql(
         "SELECT lead_id FROM lead_summary WHERE outcome = 'delivered' LIMIT 1"
     ).lead_id[0]

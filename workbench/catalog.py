@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -582,6 +583,26 @@ FIELD_TYPES: dict[str, FieldType] = {
     "x_forwarded_for": FieldType.IP_ADDRESS,
     "birthday": FieldType.DATE_OF_BIRTH,
     "birth_day": FieldType.DATE_OF_BIRTH,
+    "birth": FieldType.DATE_OF_BIRTH,
+    "born": FieldType.DATE_OF_BIRTH,
+    "bday": FieldType.DATE_OF_BIRTH,
+    "b_day": FieldType.DATE_OF_BIRTH,
+    # names as other languages and forms call them; a person under a role's name
+    "given": FieldType.FIRST_NAME,
+    "name_first": FieldType.FIRST_NAME,
+    "nombre": FieldType.FIRST_NAME,
+    "vorname": FieldType.FIRST_NAME,
+    "prenom": FieldType.FIRST_NAME,
+    "name_last": FieldType.LAST_NAME,
+    "apellido": FieldType.LAST_NAME,
+    "apellidos": FieldType.LAST_NAME,
+    "nachname": FieldType.LAST_NAME,
+    "customer": FieldType.FULL_NAME,
+    "contact": FieldType.FULL_NAME,
+    "street_line": FieldType.STREET_ADDRESS,
+    "addr_line": FieldType.STREET_ADDRESS,
+    "ipv4": FieldType.IP_ADDRESS,
+    "ipv6": FieldType.IP_ADDRESS,
     "city": FieldType.CITY,
     "state": FieldType.STATE,
     "zip": FieldType.ZIP,
@@ -628,19 +649,33 @@ _RULES: tuple[_FieldRule, ...] = (
 _fields_lock = threading.Lock()
 
 
+# A numbered copy of a field ("first_name_2", "addr1") or the field as text ("dob_str",
+# "full_name_text") is the field itself.
+_COPY_SUFFIX = re.compile(r"(?:[_.]?\d+|_(?:str|string|text|txt|raw|value|val))$")
+
+
 def field_type(name: str) -> FieldType:
     """The declared type of lead field ``name`` (TEXT when nothing says otherwise).
 
+    A numbered copy of a field or the field as text has the field's type.
+
     >>> field_type("phone_1").label, field_type("phone.valid").label
     ('phone', 'boolean')
+    >>> field_type("firstName2").label, field_type("dob_str").label
+    ('first_name', 'date_of_birth')
     """
     key = normal_key(name)
-    ft = FIELD_TYPES.get(key)
-    if ft is not None:
-        return ft
-    for rule in _RULES:
-        if rule.pattern.search(key):
-            return rule.type
+    for _ in range(3):
+        ft = FIELD_TYPES.get(key)
+        if ft is not None:
+            return ft
+        for rule in _RULES:
+            if rule.pattern.search(key):
+                return rule.type
+        base = _COPY_SUFFIX.sub("", key)
+        if base == key or not base:
+            break
+        key = base
     return FieldType.TEXT
 
 
@@ -652,12 +687,30 @@ def normal_key(name: str) -> str:
     """A field name as the catalogue compares it: camelCase and spaced or dashed names
     become snake_case, so ``firstName``, ``First-Name`` and ``first_name`` are one field.
 
+    Other scripts' forms of the same letters count as the letters: fullwidth letters and
+    ligatures (NFKC), invisible format characters (zero-width spaces, soft hyphens) and
+    accents are dropped, so ``ｆｉｒｓｔ_ｎａｍｅ`` and ``first\u200bname`` name no other field.
+
     >>> normal_key("dateOfBirth"), normal_key("HumanName"), normal_key("first_name")
     ('date_of_birth', 'human_name', 'first_name')
+    >>> normal_key("\uff46\uff49\uff52\uff53\uff54_name"), normal_key("Pr\u00e9nom")
+    ('first_name', 'prenom')
     """
+    if not name.isascii():
+        name = _fold(name)
     if name.islower() and " " not in name and "-" not in name:
         return name
     return _SEPARATORS.sub("_", _CAMEL.sub("_", name.strip())).lower()
+
+
+def _fold(name: str) -> str:
+    """``name`` in plain letters: NFKC, no format characters, no accents."""
+    s = unicodedata.normalize("NFKC", name)
+    s = "".join(c for c in s if unicodedata.category(c) != "Cf")
+    if s.isascii():
+        return s
+    s = unicodedata.normalize("NFKD", s)
+    return unicodedata.normalize("NFC", "".join(c for c in s if not unicodedata.combining(c)))
 
 
 def register_field(name: str, type: FieldType | str) -> FieldType:

@@ -203,10 +203,13 @@ class MaskedViews:
     def masked_expr(self, column: str, kind: tuple[str, str | None]) -> str:
         """The masked SQL form of one column of the given kind (see ``column_kind``).
 
-        Text is masked by a Python function only where a regex says it may hold PII, so a
-        column of plain reasons costs a regex per row, not a Python call."""
+        Text is masked by a Python function only where a regex says masking may change it
+        (one regex for every text column, ``masking.needs_work_re2``, so a name of a thing
+        and a reason are masked alike, and as the rows Python masks), so a column of plain
+        reasons costs a regex per row, not a Python call."""
         col = '"' + column.replace('"', '""') + '"'
         what, label = kind
+        needs = masking.needs_work_re2().replace("'", "''")
         if what == "json":
             return f"{self.fn['json']}({col}) AS {col}"
         if what == "raw":
@@ -219,11 +222,10 @@ class MaskedViews:
                 listed = ", ".join("'" + n.replace("'", "''") + "'" for n in self.safe_names)
                 known = f"WHEN {col} IN ({listed}) THEN {col} "
             return (
-                f"CASE {known}WHEN regexp_matches({col}, '{masking.SHAPE_RE2}') "
+                f"CASE {known}WHEN regexp_matches({col}, '{needs}') "
                 f"THEN {self.fn['text']}({col}) ELSE {col} END AS {col}"
             )
         if what == "text":
-            needs = masking.needs_work_re2().replace("'", "''")
             return (
                 f"CASE WHEN regexp_matches({col}, '{needs}') THEN {self.fn['text']}({col}) "
                 f"ELSE {col} END AS {col}"
