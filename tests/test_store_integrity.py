@@ -122,6 +122,41 @@ def test_a_changed_id_hash_in_a_tier_file_is_caught(store_path):
     assert not r.ok and r.first_bad_seq == 1 and "id_hash" in r.problem
 
 
+@pytest.mark.parametrize(
+    "definition",
+    [
+        "{}",
+        "[1, 2]",
+        "null",
+        '{"when": "scored", "outcomes": 5}',
+        '{"when": "scored", "category": 7}',
+        '{"when": "scored", "outcomes": ["won"]}',
+        '{"when": "scored", "colour": "red"}',
+    ],
+)
+def test_a_broken_event_types_row_is_named_when_the_store_opens(sealed, capsys, definition):
+    from workbench.cli import main
+
+    tamper(sealed, f"INSERT INTO event_types VALUES ('x.y', '{definition}')")
+    for read_only in (False, True):
+        with pytest.raises(workbench.StoreError, match="event_types row 'x.y'"):
+            workbench.open_store(sealed, read_only=read_only)
+    assert main(["verify", "--store", str(sealed)]) == 2
+    err = capsys.readouterr().err
+    assert "event_types row 'x.y'" in err and "internal error" not in err
+    tamper(sealed, "DELETE FROM event_types WHERE name = 'x.y'")
+    assert verify(sealed).ok
+
+
+def test_a_registered_event_type_opens_again(store_path):
+    with workbench.open_store(store_path) as s:
+        s.register_event_type(
+            "quality.scored", when="A lead is scored", required_metadata=["score"]
+        )
+    with workbench.open_store(store_path, read_only=True) as s:
+        assert s.catalog.get("quality.scored").required_metadata == ("score",)
+
+
 def test_there_is_no_update_or_delete_api(store):
     public = {n for n in dir(store) if not n.startswith("_")}
     assert not any(
