@@ -226,6 +226,42 @@ def test_every_event_of_an_unreadable_row_group_is_counted(store, tmp_path):
     assert store.verify().ok
 
 
+def _text_json_rows(n):
+    rows = [make_event(lead_id=f"lead_{i}") for i in range(n)]
+    for r in rows:
+        r["metadata"] = json.dumps(r["metadata"])
+        r["lead_snapshot"] = json.dumps(r["lead_snapshot"])
+        del r["duration_ms"]
+    return rows
+
+
+def test_half_float_and_wide_decimal_durations_are_read(store, tmp_path):
+    import numpy as np
+
+    path = tmp_path / "half.parquet"
+    half = pa.array(np.array([25, 40.5, 1000], dtype=np.float16))
+    pq.write_table(
+        pa.Table.from_pylist(_text_json_rows(3)).append_column("duration_ms", half), path
+    )
+    r = store.append(path)
+    assert (r.received, r.stored, r.quarantined) == (3, 2, 1)
+    assert "duration_ms '40.5'" in store.quarantined().reason[0]
+    wide = pa.array([7, None], pa.decimal256(40, 0))
+    r = store.append(pa.Table.from_pylist(_text_json_rows(2)).append_column("duration_ms", wide))
+    assert r.stored == 2
+    assert sorted(store.events().duration_ms.dropna()) == [7, 25, 1000]
+
+
+def test_a_column_type_the_store_cannot_read_is_named(store):
+    union = pa.UnionArray.from_dense(
+        pa.array([0, 1], pa.int8()), pa.array([0, 0], pa.int32()), [pa.array([1]), pa.array(["a"])]
+    )
+    table = pa.Table.from_pylist(_text_json_rows(2)).append_column("duration_ms", union)
+    with pytest.raises(InputError, match="duration_ms: dense_union"):
+        store.append(table)
+    assert store.count() == 0 and store.verify().ok
+
+
 def test_reads_survive_json_too_deep_for_python():
     from workbench.store.queries import decode
 

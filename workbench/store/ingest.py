@@ -24,11 +24,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import StoreError
+from ..errors import InputError, StoreError
 from ..timeutil import utcnow
 from . import chain as _chain
 from . import inputs as _inputs
@@ -606,11 +607,14 @@ def _store_rows(store, table: pa.Table, bad: list, result: dict) -> pa.Array:
         table = table.combine_chunks()
     norm = normalise_sql(table.schema, store._catalog_maps, line_reason=True)
     steps, entities = _dimension_names(con)
-    con.register("_in", table)
     try:
-        cls = con.raw.sql(classify_sql(norm, steps, entities)).to_arrow_table()
-    finally:
-        con.unregister("_in")
+        con.register("_in", table)
+        try:
+            cls = con.raw.sql(classify_sql(norm, steps, entities)).to_arrow_table()
+        finally:
+            con.unregister("_in")
+    except duckdb.NotImplementedException as e:
+        raise _unreadable_types(table, e) from None
     pos = cls.column("_pos").to_numpy()
     if not np.array_equal(pos, table.column("_pos").to_numpy()):  # pragma: no cover
         raise StoreError("internal error: the classify pass changed the batch order")
@@ -676,6 +680,18 @@ def _store_rows(store, table: pa.Table, bad: list, result: dict) -> pa.Array:
     con.run(_summary.INSERT_PARTS_SQL, {"first": first, "last": last})
     result.update(stored=n, first_seq=first, last_seq=last, head=int(hashes[-1]))
     return cls.column("digest").filter(pa.array(keep))
+
+
+def _unreadable_types(table: pa.Table, e: Exception) -> InputError:
+    fields = [f for f in table.schema if not f.name.startswith("_")]
+    plain = (pa.types.is_string, pa.types.is_integer, pa.types.is_floating, pa.types.is_temporal)
+    fields = [f for f in fields if not any(is_plain(f.type) for is_plain in plain)] or fields
+    return InputError(
+        "the input has a column of an Arrow type the store cannot read ("
+        + ", ".join(f"{f.name}: {f.type}" for f in fields)
+        + f"; {_clip(str(e).strip() or type(e).__name__)}): cast it to text or a plain "
+        "number first"
+    )
 
 
 def _dimension_names(con) -> tuple[dict, dict]:

@@ -414,6 +414,11 @@ def _arrow_batch(table: pa.Table, b: int, pos0: int, file: str | None = None) ->
     bad: dict[int, str] = {}
     for c in keep:
         t = out.column(c).type
+        wider = _readable_type(t)
+        if wider is not None:
+            i = out.schema.get_field_index(c)
+            out = out.set_column(i, c, out.column(c).cast(wider))
+            continue
         if pa.types.is_binary(t) or pa.types.is_large_binary(t):
             # ids given as bytes: text when they are UTF-8, a reason when not
             texts = []
@@ -451,6 +456,16 @@ def _arrow_batch(table: pa.Table, b: int, pos0: int, file: str | None = None) ->
             rejects.append((pos0 + i, Rejected(raw_text(_row_of(table, i)), bad[i])))
         out = _drop_rows(out, bad)
     return StagedBatch("columns", out, batch=b, file=file, unit="row", rejects=rejects)
+
+
+def _readable_type(t: pa.DataType) -> pa.DataType | None:
+    """A type DuckDB reads that holds every value of ``t``, for the few Arrow types it
+    cannot take (half floats, 256-bit decimals); None when ``t`` is fine as it is."""
+    if pa.types.is_float16(t):
+        return pa.float32()
+    if pa.types.is_decimal256(t):
+        return pa.string()  # every digit kept; the store reads numbers from text
+    return None
 
 
 def _row_of(table: pa.Table, i: int) -> dict:
