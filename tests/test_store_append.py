@@ -300,6 +300,33 @@ def test_unreadable_inputs_get_clear_errors(store, tmp_path):
         store.append(3.14)
 
 
+@pytest.mark.parametrize(
+    "argument, message",
+    [
+        (dict(label=object()), "label= names the input"),
+        (dict(label=b"x"), "label= names the input"),
+        (dict(batch_rows="10"), "batch_rows='10'"),
+        (dict(batch_rows=None), "batch_rows=None"),
+        (dict(batch_rows=2.5), "batch_rows=2.5"),
+        (dict(batch_rows=0), "batch_rows must be at least 1"),
+        (dict(rejects=5), "rejects= takes a list"),
+        (dict(rejects="raw"), "rejects= takes a list"),
+        (dict(rejects=[workbench.Rejected("raw", "why"), 5]), "not int"),
+    ],
+)
+def test_bad_append_arguments_are_named_before_anything_is_stored(store, argument, message):
+    from workbench.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        store.append([make_event()], **argument)
+    assert store.count() == 0 and store.sql("SELECT count(*) n FROM quarantine").n[0] == 0
+
+
+def test_append_takes_a_path_as_label_and_none_for_rejects(store, tmp_path):
+    r = store.append([make_event()], label=tmp_path / "events.jsonl", rejects=None)
+    assert r.stored == 1 and r.source == str(tmp_path / "events.jsonl")
+
+
 def test_per_lead_summary_is_kept_up_to_date(store):
     t0 = dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC)
     store.append(lead_events("lead_ok", t0) + lead_events("lead_no", t0, delivered=False))

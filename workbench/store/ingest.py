@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -441,10 +443,19 @@ class IngestReport:
 
 def append(store, events, *, progress=None, label=None, rejects=(), batch_rows=_inputs.BATCH_ROWS):
     """Validate and store ``events`` in ``store`` (see ``EventStore.append``)."""
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int | np.integer):
+        raise InputError(f"batch_rows={batch_rows!r}: give a whole number of rows, at least 1")
     if batch_rows < 1:
-        raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+        raise InputError(f"batch_rows must be at least 1, got {batch_rows}")
+    if label is not None and not isinstance(label, str | os.PathLike):
+        raise InputError(
+            f"label= names the input in the ingest history: give text, not {type(label).__name__}"
+        )
+    rejects = _checked_rejects(rejects)
     staged = _inputs.stage(events, batch_rows=batch_rows)
-    source = label or staged.label
+    source = os.fspath(label) if label else staged.label
+    if isinstance(source, bytes):
+        source = source.decode("utf-8", "backslashreplace")
     t0 = time.perf_counter()
     totals: Counter = Counter()
     reasons: Counter = Counter()
@@ -504,6 +515,25 @@ def append(store, events, *, progress=None, label=None, rejects=(), batch_rows=_
         source=source,
         seconds=time.perf_counter() - t0,
     )
+
+
+def _checked_rejects(rejects):
+    """``rejects`` as append() reads it: None or an iterable of Rejected. Items of a
+    list or tuple are checked now, before anything is stored; a stream's are checked
+    as they come (an importer fills its list while its events stream)."""
+    if rejects is None:
+        return ()
+    if isinstance(rejects, str | bytes | dict) or not isinstance(rejects, Iterable):
+        raise InputError(
+            f"rejects= takes a list of workbench.store.Rejected, not {type(rejects).__name__}"
+        )
+    if isinstance(rejects, list | tuple) and rejects:
+        bad = [r for r in rejects if not isinstance(r, _inputs.Rejected)]
+        if bad:
+            raise InputError(
+                f"rejects= takes workbench.store.Rejected items, not {type(bad[0]).__name__}"
+            )
+    return rejects
 
 
 def _next_id(con, table: str, column: str) -> int:
