@@ -292,3 +292,14 @@ def test_sql_output_replaces_an_ordinary_file(archived_store, tmp_path, capsys):
     assert [p.name for p in out.parent.iterdir()] == ["leads.parquet"]
     assert main([*args, "--output", str(tmp_path / "x.xlsx")]) == 2
     assert "use a .csv, .parquet or .jsonl name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("span", ["99999999999 days", "800000 days"])
+def test_archive_older_than_before_the_calendar_names_the_flag(events_file, tmp_path, capsys, span):
+    store = tmp_path / "s.duckdb"
+    main(["ingest", str(events_file), "--store", str(store), "--no-progress"])
+    capsys.readouterr()
+    assert main(["archive", "--store", str(store), "--older-than", span]) == 2
+    err = capsys.readouterr().err
+    assert "--older-than" in err and "reaches before the year 1" in err and "days" in err
+    assert "internal error" not in err
