@@ -35,8 +35,10 @@ from ..errors import InputError, StoreError
 from ..timeutil import utcnow
 from . import chain as _chain
 from . import inputs as _inputs
+from . import personal_ids
 from . import summary as _summary
 from .dedupe import duplicates
+from .personal_ids import FLAG_COLUMN
 from .quarantine import id_text as _id_text
 from .quarantine import quarantine_rows as _quarantine
 from .quarantine import with_rejects as _with_rejects
@@ -211,7 +213,11 @@ def normalise_sql(schema: pa.Schema, maps: dict[str, str], line_reason: bool = F
                 if "_ts_number" in names
                 else f"regexp_full_match(trim({ts_text}), '-?[0-9]+(\\.[0-9]+)?')"
             )
-    passthrough = [c for c in ("_seq", "_chain", *DERIVED) if c in names]
+    passthrough = [c for c in ("_seq", "_chain", FLAG_COLUMN, *DERIVED) if c in names]
+    # ids of text were checked for personal data in Arrow (the flag column); SQL checks
+    # the others, and names which id and what it looks like for flagged rows only
+    flagged = personal_ids.text_ids(schema) if FLAG_COLUMN in names else ()
+    personal_id, personal_id_reason = personal_ids.reason_sql(flagged, FLAG_COLUMN in names)
     # keep both branches of the metadata CASE one type: text stays text (a JSON branch
     # would make DuckDB parse every text value), JSON stays JSON
     meta_cast = (
@@ -228,6 +234,7 @@ SELECT *,
         WHEN blank(type) THEN 'missing type'
         WHEN category IS NULL THEN 'unknown event type ''' || left(type, 60) || ''''
         WHEN blank(lead_id) THEN 'missing lead_id'
+        WHEN {personal_id} THEN {personal_id_reason}
         WHEN ts_direct IS NULL AND blank(ts_text) THEN 'missing timestamp'
         WHEN ts_offset IS NOT NULL AND abs(ts_offset) > 14 * 60
             THEN 'timestamp ''' || left(ts_text, 60) || ''' has a UTC offset outside -14:00..+14:00'
@@ -635,6 +642,9 @@ def _store_rows(store, table: pa.Table, bad: list, result: dict) -> pa.Array:
     if table.num_rows / max(1, len(table.column(0).chunks)) < 100_000:
         # DuckDB inserts small record batches ~2x slower than large ones
         table = table.combine_chunks()
+    personal = personal_ids.flags(table)
+    if personal is not None:
+        table = table.append_column(FLAG_COLUMN, personal)
     norm = normalise_sql(table.schema, store._catalog_maps, line_reason=True)
     steps, entities = _dimension_names(con)
     try:
