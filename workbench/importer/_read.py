@@ -100,7 +100,7 @@ def list_files(path: Path) -> tuple[list[tuple[Path, str]], list[str]]:
 
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_GZIP_PIECE = 1 << 20
+_GZIP_PIECE = 1 << 16  # compressed bytes per step: a damaged step loses only its own
 _NOT_GZIP = "is not a gzip file (it is named .gz); nothing in it was read"
 
 
@@ -108,52 +108,60 @@ def _open_text(path: Path, limit: int | None = None) -> tuple[str, str | None]:
     """The text of a file (its first ``limit`` bytes or so), and why the rest of it
     could not be read (None when it was read whole)."""
     try:
-        if not path.name.lower().endswith(".gz"):
-            with open(path, "rb") as fh:
-                data = fh.read() if limit is None else fh.read(limit)
-            problem = None
-        else:
-            data, problem = _gunzip(path.read_bytes(), limit)
+        with open(path, "rb") as fh:
+            if path.name.lower().endswith(".gz"):
+                data, problem = _gunzip(fh, limit)
+            else:
+                data, problem = (fh.read() if limit is None else fh.read(limit)), None
     except OSError as e:
         return "", f"cannot be read ({e.strerror or e})"
     return data.decode("utf-8", errors="replace"), problem
 
 
-def _gunzip(data: bytes, limit: int | None) -> tuple[bytes, str | None]:
-    """The bytes of a gzip file's members, up to where it breaks, and how it breaks."""
-    if not data:
-        return b"", None
-    if data[:2] != _GZIP_MAGIC:
-        return b"", _NOT_GZIP
+def _gunzip(fh, limit: int | None) -> tuple[bytes, str | None]:
+    """The bytes of a gzip file's members, up to where it breaks, and how it breaks.
+    Read piece by piece, so what came before a damaged or missing end is kept."""
     out: list[bytes] = []
-    size = 0
+    size = members = 0
+    d = None
+    data = b""
     while True:
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        i = 0
+        if not data:
+            data = fh.read(_GZIP_PIECE)
+            if not data:
+                break
+        if d is None:  # a member starts here (gzip allows zero bytes between members)
+            data = data.lstrip(b"\x00")
+            if not data:
+                continue
+            if len(data) < 2:
+                data += fh.read(1)
+            if data[:2] != _GZIP_MAGIC:
+                if not members:
+                    return b"", _NOT_GZIP
+                return b"".join(
+                    out
+                ), "has bytes after its end that are not gzip; they were not read"
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            members += 1
         try:
-            # piece by piece, so what came before a damaged block is kept
-            while i < len(data) and not d.eof:
-                piece = d.decompress(data[i : i + _GZIP_PIECE])
-                out.append(piece)
-                size += len(piece)
-                i += _GZIP_PIECE
-                if limit is not None and size >= limit:
-                    return b"".join(out), None
+            piece = d.decompress(data)
         except zlib.error as e:
             return b"".join(out), f"is damaged after {size:,} bytes ({e}); the rest cannot be read"
-        if not d.eof:
-            return b"".join(out), (
-                f"ends early after {size:,} bytes (the compressed data stops before its "
-                "end-of-stream marker); the rest cannot be read"
-            )
-        rest = (d.unused_data + data[i:]).lstrip(b"\x00")  # gzip allows zero padding
-        if not rest:
+        out.append(piece)
+        size += len(piece)
+        if limit is not None and size >= limit:
             return b"".join(out), None
-        if rest[:2] != _GZIP_MAGIC:
-            return b"".join(out), (
-                f"has {len(rest):,} bytes after its end that are not gzip; they were not read"
-            )
-        data = rest
+        if d.eof:
+            data, d = d.unused_data, None
+        else:
+            data = b""
+    if d is not None:
+        return b"".join(out), (
+            f"ends early after {size:,} bytes (the compressed data stops before its "
+            "end-of-stream marker); the rest cannot be read"
+        )
+    return b"".join(out), None
 
 
 def _is_lines(path: Path) -> bool:
