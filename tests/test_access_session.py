@@ -180,6 +180,29 @@ def test_bad_access_configs_say_what_is_wrong(doc, message):
         load_access_config(doc)
 
 
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ("", "config='': give the path"),
+        ("   ", "give the path of a YAML or JSON file"),
+        (5, "config=5: give the path"),
+        ("folder", "is a folder"),
+        ("latin1.yaml", "is not UTF-8 text"),
+        ("broken.yaml", "is not valid YAML"),
+        ("nope.yaml", "no access config at"),
+    ],
+)
+def test_an_unusable_config_file_is_an_access_config_error(
+    store, tmp_path, monkeypatch, config, message
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "latin1.yaml").write_bytes("users: {jos\xe9: [analyst]}\n".encode("latin-1"))
+    (tmp_path / "broken.yaml").write_text("users: [\n")
+    with pytest.raises(AccessConfigError, match=message):
+        connect(store, user="ana", config=config)
+
+
 def test_connect_by_path_opens_read_only_and_lets_go(tmp_path):
     path = tmp_path / "events.duckdb"
     with workbench.open_store(path) as store:

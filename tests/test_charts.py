@@ -250,6 +250,54 @@ def test_export_refuses_unknown_formats(tmp_path):
         charts.export(go.Figure(), tmp_path / "x.jpeg2000")
 
 
+DATA_FILES = {
+    "duckdb": b"\x00" * 8 + b"DUCK" + b"\x00" * 52,
+    "parquet": b"PAR1" + b"\x00" * 60 + b"PAR1",
+    "sqlite": b"SQLite format 3\x00" + b"\x00" * 48,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DATA_FILES))
+@pytest.mark.parametrize("name", ["events.html", "chart.png"])
+def test_export_never_overwrites_a_data_file(tmp_path, kind, name):
+    from workbench.errors import UnsafePathError, WorkbenchError
+
+    target = tmp_path / name
+    target.write_bytes(DATA_FILES[kind])
+    fig = charts.rejection_bars(FRAMES["rejection_bars"])
+    with pytest.raises(
+        UnsafePathError, match=f"(?i)refused to export a chart onto .*: it is a {kind}"
+    ) as e:
+        charts.export(fig, target)
+    assert isinstance(e.value, WorkbenchError)
+    with pytest.raises(UnsafePathError, match="refused to write a report"):
+        charts.report([fig], target)
+    assert target.read_bytes() == DATA_FILES[kind]
+
+
+def test_export_overwrites_an_earlier_chart(tmp_path):
+    target = tmp_path / "chart.html"
+    target.write_text("<html>last week's chart</html>")
+    charts.export(charts.rejection_bars(FRAMES["rejection_bars"]), target)
+    assert "last week" not in target.read_text()
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda p: charts.export(go.Figure(), p, format=5), "format=5"),
+        (lambda p: charts.export(None, p), "takes a plotly Figure"),
+        (lambda p: charts.export(go.Figure(), 5), "give the path of a file"),
+        (lambda p: charts.export(go.Figure(), p.parent), "is a folder"),
+        (lambda p: charts.timeline_figure(None), "timeline_figure takes the DataFrame"),
+        (lambda p: charts.rejection_bars([1, 2]), "rejection_bars takes the DataFrame"),
+    ],
+)
+def test_bad_arguments_are_chart_errors(tmp_path, call, message):
+    with pytest.raises(charts.ChartError, match=message):
+        call(tmp_path / "x.html")
+
+
 def test_report_holds_figures_tables_and_text_once_offline(tmp_path):
     items = [
         ("Rejections", charts.rejection_bars(FRAMES["rejection_bars"])),

@@ -204,3 +204,102 @@ def test_verify_prints_a_head_to_keep_and_checks_it(events_file, tmp_path, capsy
     assert main(["verify", "--store", str(store), "--expect", head]) == 0
     assert main(["verify", "--store", str(store), "--expect", "f" * 64]) == 1
     assert "not in this store's seal chain" in capsys.readouterr().out
+
+
+@pytest.fixture
+def archived_store(events_file, tmp_path, capsys):
+    """A store whose events sit in a warm-tier Parquet file, with an audit trail."""
+    store = tmp_path / "s.duckdb"
+    main(["ingest", str(events_file), "--store", str(store), "--no-progress"])
+    main(["archive", "--store", str(store), "--older-than", "1 day"])
+    main(["sql", "SELECT 1", "--store", str(store)])
+    capsys.readouterr()
+    return store
+
+
+def _store_files(store):
+    """The bytes of the store and its tier files (the audit trail grows with every read)."""
+    files = [store, *(store.parent / (store.name + ".tiers")).rglob("*")]
+    return {f: f.read_bytes() for f in files if f.is_file()}
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "tier",
+        "tier/",
+        "relative tier",
+        "tier via ..",
+        "tier via symlink",
+        "new file in the tiers folder",
+        "tiers folder via symlink",
+        "store",
+        "store via hard link",
+        "store in other case",
+        "audit trail",
+        "tiers folder in other case",
+    ],
+)
+def test_sql_output_never_writes_onto_a_file_of_the_store(
+    archived_store, tmp_path, capsys, monkeypatch, spelling
+):
+    store = archived_store
+    tiers = store.parent / (store.name + ".tiers")
+    tier = next(tiers.rglob("*.parquet"))
+    (tmp_path / "link.parquet").symlink_to(tier)
+    (tmp_path / "tiers_link").symlink_to(tiers)
+    (tmp_path / "hard.parquet").hardlink_to(store)
+    monkeypatch.chdir(tmp_path)
+    target = {
+        "tier": str(tier),
+        "tier/": f"{tier}/",
+        "relative tier": str(tier.relative_to(tmp_path)),
+        "tier via ..": str(tmp_path / ".." / tmp_path.name / tier.relative_to(tmp_path)),
+        "tier via symlink": str(tmp_path / "link.parquet"),
+        "new file in the tiers folder": str(tiers / "warm" / "new.parquet"),
+        "tiers folder via symlink": str(tmp_path / "tiers_link" / "warm" / "x.csv"),
+        "store": str(store),
+        "store via hard link": str(tmp_path / "hard.parquet"),
+        "store in other case": str(store.with_name(store.name.upper())),
+        "audit trail": str(store) + ".audit.sqlite",
+        "tiers folder in other case": str(tiers.with_name(tiers.name.upper()) / "x.csv"),
+    }[spelling]
+    before = _store_files(store)
+    args = ["sql", "SELECT lead_id FROM events", "--store", str(store), "--output", target]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "refused to write --output" in err and "file of the store" in err
+    assert _store_files(store) == before
+    assert not (tiers / "warm" / "new.parquet").exists()
+    with workbench.open_store(store, read_only=True) as s:
+        assert s.verify().ok
+    from workbench.access import connect
+
+    with connect(store, user="adam", role="admin") as admin:
+        assert admin.verify_audit().ok
+
+
+def test_sql_output_replaces_an_ordinary_file(archived_store, tmp_path, capsys):
+    out = tmp_path / "out" / "leads.parquet"
+    out.parent.mkdir()
+    out.write_text("old")
+    args = ["sql", "SELECT lead_id FROM events", "--store", str(archived_store)]
+    assert main([*args, "--output", str(out)]) == 0
+    assert "wrote 12 rows" in capsys.readouterr().out
+    import pandas as pd
+
+    assert len(pd.read_parquet(out)) == 12
+    assert [p.name for p in out.parent.iterdir()] == ["leads.parquet"]
+    assert main([*args, "--output", str(tmp_path / "x.xlsx")]) == 2
+    assert "use a .csv, .parquet or .jsonl name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("span", ["99999999999 days", "800000 days"])
+def test_archive_older_than_before_the_calendar_names_the_flag(events_file, tmp_path, capsys, span):
+    store = tmp_path / "s.duckdb"
+    main(["ingest", str(events_file), "--store", str(store), "--no-progress"])
+    capsys.readouterr()
+    assert main(["archive", "--store", str(store), "--older-than", span]) == 2
+    err = capsys.readouterr().err
+    assert "--older-than" in err and "reaches before the year 1" in err and "days" in err
+    assert "internal error" not in err

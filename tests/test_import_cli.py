@@ -49,3 +49,18 @@ def test_bad_input_exits_2_with_a_message(tmp_path, capsys):
     assert main(["import", str(FIXTURES / "api"), "--store", store, "--flow-config", str(bad)]) == 2
     assert "steps[0].kind is 'buyer'" in capsys.readouterr().err
     assert not (tmp_path / "s.duckdb").exists()  # nothing was created for bad input
+
+
+def test_damaged_files_are_reported_without_a_traceback(tmp_path, capsys):
+    import gzip
+
+    lines = (FIXTURES / "dotted" / "events.jsonl").read_bytes()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "cut.jsonl.gz").write_bytes(gzip.compress(lines * 50)[:-200])
+    (tmp_path / "in" / "plain.jsonl.gz").write_bytes(lines)
+    (tmp_path / "in" / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    store = str(tmp_path / "s.duckdb")
+    assert main(["import", str(tmp_path / "in"), "--store", store, "--format", "dotted"]) == 0
+    out = capsys.readouterr()
+    assert "ends early" in out.out and "is not a gzip file" in out.out
+    assert "Traceback" not in out.err and "internal error" not in out.err

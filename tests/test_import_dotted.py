@@ -112,3 +112,49 @@ def test_lines_events_and_reimport(imported):
     again = import_events(DOTTED / "events.json", store, progress=False)
     assert again.ingest.stored == 0 and again.ingest.duplicates == 8
     assert store.count() == before
+
+
+# --------------------------------------------------------------------------- damaged files
+
+
+def _guide_lines() -> bytes:
+    rows = json.loads((DOTTED / "events.json").read_text())
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def test_a_truncated_gzip_keeps_what_it_held_and_reports_the_rest(tmp_path):
+    import gzip
+
+    lines = _guide_lines()
+    full = gzip.compress(lines)
+    path = tmp_path / "events.jsonl.gz"
+    path.write_bytes(full[: len(full) * 3 // 4])
+    with workbench.open_store() as store:
+        report = import_events(path, store, progress=False)
+        ingest = report.ingest
+        assert ingest.received == ingest.stored + ingest.duplicates + ingest.quarantined
+        assert ingest.stored >= 1 and report.unreadable[-1].place == "end of file"
+        assert "events.jsonl.gz ends early" in report.unreadable[-1].reason
+        assert "ends early" in " ".join(store.quarantined().reason)
+
+
+def test_a_file_named_gz_that_is_no_gzip_is_reported_not_raised(tmp_path):
+    path = tmp_path / "events.jsonl.gz"
+    path.write_bytes(_guide_lines())
+    with workbench.open_store() as store:
+        report = import_events(path, store, progress=False)
+        assert (report.ingest.received, report.ingest.quarantined) == (1, 1)
+        assert "is not a gzip file" in report.unreadable[0].reason
+        assert store.quarantined().raw[0].startswith('{"event_id"')  # kept as it was
+
+
+@pytest.mark.parametrize("name", ["deep.json", "deep.jsonl"])
+def test_json_too_deep_for_python_is_an_unreadable_piece(tmp_path, name):
+    first = (DOTTED / "events.jsonl").read_text().splitlines()[0]
+    deep = "[" * 100_000 + "]" * 100_000
+    path = tmp_path / name
+    path.write_text(f"[{first},{deep}]" if name.endswith(".json") else f"{first}\n{deep}\n")
+    with workbench.open_store() as store:
+        report = import_events(path, store, progress=False)
+        assert (report.ingest.received, report.ingest.stored) == (2, 1)
+        assert "nested too deeply" in report.unreadable[0].reason

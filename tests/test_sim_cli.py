@@ -1,5 +1,7 @@
 """The simulate and incidents subcommands."""
 
+import pytest
+
 import workbench
 from workbench.cli import main
 
@@ -55,3 +57,21 @@ def test_bad_input_says_what_is_wrong_and_returns_2(tmp_path, capsys):
     assert main(["simulate", "--store", store, "--leads", "-5"]) == 2
     assert main(["simulate", "--store", store, "--end", "tomorrow"]) == 2
     assert "ISO-8601" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("days", ["1e9", "inf", "nan", "0", "3661"])
+def test_days_outside_the_calendar_name_the_flag_and_the_range(tmp_path, capsys, days):
+    store = tmp_path / "s.duckdb"
+    assert main(["simulate", "--store", str(store), "--leads", "10", "--days", days]) == 2
+    err = capsys.readouterr().err
+    assert "--days" in err and "at most 3,660" in err and "internal error" not in err
+    assert not store.exists()
+
+
+def test_a_run_past_the_calendar_is_refused_clearly():
+    from workbench.sim import FlowRunner
+
+    with pytest.raises(ValueError, match="at most 3,660"):
+        FlowRunner(leads=10, days=1e9)
+    with pytest.raises(ValueError, match="outside the calendar"):
+        FlowRunner(leads=10, days=7, end="0001-01-03")

@@ -300,6 +300,78 @@ def test_unreadable_inputs_get_clear_errors(store, tmp_path):
         store.append(3.14)
 
 
+@pytest.mark.parametrize(
+    "argument, message",
+    [
+        (dict(label=object()), "label= names the input"),
+        (dict(label=b"x"), "label= names the input"),
+        (dict(batch_rows="10"), "batch_rows='10'"),
+        (dict(batch_rows=None), "batch_rows=None"),
+        (dict(batch_rows=2.5), "batch_rows=2.5"),
+        (dict(batch_rows=0), "batch_rows must be at least 1"),
+        (dict(rejects=5), "rejects= takes a list"),
+        (dict(rejects="raw"), "rejects= takes a list"),
+        (dict(rejects=[workbench.Rejected("raw", "why"), 5]), "not int"),
+    ],
+)
+def test_bad_append_arguments_are_named_before_anything_is_stored(store, argument, message):
+    from workbench.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        store.append([make_event()], **argument)
+    assert store.count() == 0 and store.sql("SELECT count(*) n FROM quarantine").n[0] == 0
+
+
+def test_append_takes_a_path_as_label_and_none_for_rejects(store, tmp_path):
+    r = store.append([make_event()], label=tmp_path / "events.jsonl", rejects=None)
+    assert r.stored == 1 and r.source == str(tmp_path / "events.jsonl")
+
+
+PERSONAL_IDS = {
+    "an email address": ["lead_john@example.com", "josé.zqcanary@exämple.com"],
+    "a phone number": ["lead_5125550123", "lead_(512) 867-5309", "+1 512 867 5309"],
+    "an SSN": ["lead_078-05-1120", "078.05.1120"],
+}
+ID_FIELDS = ["event_id", "lead_id", "flow_id", "entity_id", "step_id"]
+
+
+@pytest.mark.parametrize("field", ID_FIELDS)
+def test_ids_that_carry_personal_data_are_quarantined(store, field):
+    events = [make_event(**{field: value}) for values in PERSONAL_IDS.values() for value in values]
+    r = store.append([*events, make_event()])
+    assert (r.stored, r.quarantined) == (1, len(events))
+    reasons = store.quarantined().reason.tolist()
+    expected = [
+        f"{field} looks like {kind}; ids must not carry personal data"
+        for kind, values in PERSONAL_IDS.items()
+        for _ in values
+    ]
+    assert reasons == expected  # in input order, and never the value itself
+
+
+def test_ids_that_only_hold_digits_are_stored(store):
+    ordinary = [
+        "lead_5T8nK3mP9Q2wR7xN",  # the platform's base62 ids
+        "evt_test0000000000000001",  # digits inside a word
+        "65a54190000000000005e000",  # a 24-hex API id
+        "evt_1234567890123456",  # 16 digits: longer than any phone number
+        "lead_123456789",  # nine bare digits: a record number as likely as an SSN
+        "lead_2024-01-15",
+        "ent_acme@v2.1",  # no letters after the dot
+    ]
+    r = store.append([make_event(lead_id=v) for v in ordinary])
+    assert (r.stored, r.quarantined) == (len(ordinary), 0)
+
+
+def test_personal_ids_are_found_in_every_input_shape(store, tmp_path):
+    lines = tmp_path / "events.jsonl"
+    lines.write_text(json.dumps(make_event(lead_id="lead_5125550123")) + "\n")
+    frame = pd.DataFrame([dict(make_event(), lead_id=5125550123)])  # a number, not text
+    for given in (lines, frame, pa.Table.from_pylist([make_event(step_id="a@b.example")])):
+        assert store.append(given).quarantined == 1
+    assert store.count() == 0 and store.verify().ok
+
+
 def test_per_lead_summary_is_kept_up_to_date(store):
     t0 = dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC)
     store.append(lead_events("lead_ok", t0) + lead_events("lead_no", t0, delivered=False))

@@ -202,6 +202,66 @@ def test_a_parquet_with_an_unreadable_row_group(store, tmp_path):
     assert any("row group 1" in x for x in store.quarantined().reason)
 
 
+def test_every_event_of_an_unreadable_row_group_is_counted(store, tmp_path):
+    path = tmp_path / "events.parquet"
+    rows = [make_event(lead_id=f"lead_{i}") for i in range(12)]
+    for r in rows:
+        r["metadata"] = json.dumps(r["metadata"])
+        r["lead_snapshot"] = json.dumps(r["lead_snapshot"])
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=3, compression="none")
+    data = bytearray(path.read_bytes())
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_row_groups == 4
+    start = meta.row_group(1).column(0).data_page_offset
+    data[start : start + 40] = bytes(b ^ 0x5A for b in data[start : start + 40])
+    path.write_bytes(bytes(data))
+    r = store.append(path)
+    assert (r.received, r.stored, r.quarantined) == (12, 9, 3)
+    q = store.quarantined()
+    assert list(q.row) == [3, 4, 5]  # the rows of the second group, each on its own
+    assert all("row group 1" in x and "(3 events)" in x for x in q.reason)
+    assert sorted(store.events().lead_id) == sorted(
+        f"lead_{i}" for i in (0, 1, 2, 6, 7, 8, 9, 10, 11)
+    )
+    assert store.verify().ok
+
+
+def _text_json_rows(n):
+    rows = [make_event(lead_id=f"lead_{i}") for i in range(n)]
+    for r in rows:
+        r["metadata"] = json.dumps(r["metadata"])
+        r["lead_snapshot"] = json.dumps(r["lead_snapshot"])
+        del r["duration_ms"]
+    return rows
+
+
+def test_half_float_and_wide_decimal_durations_are_read(store, tmp_path):
+    import numpy as np
+
+    path = tmp_path / "half.parquet"
+    half = pa.array(np.array([25, 40.5, 1000], dtype=np.float16))
+    pq.write_table(
+        pa.Table.from_pylist(_text_json_rows(3)).append_column("duration_ms", half), path
+    )
+    r = store.append(path)
+    assert (r.received, r.stored, r.quarantined) == (3, 2, 1)
+    assert "duration_ms '40.5'" in store.quarantined().reason[0]
+    wide = pa.array([7, None], pa.decimal256(40, 0))
+    r = store.append(pa.Table.from_pylist(_text_json_rows(2)).append_column("duration_ms", wide))
+    assert r.stored == 2
+    assert sorted(store.events().duration_ms.dropna()) == [7, 25, 1000]
+
+
+def test_a_column_type_the_store_cannot_read_is_named(store):
+    union = pa.UnionArray.from_dense(
+        pa.array([0, 1], pa.int8()), pa.array([0, 0], pa.int32()), [pa.array([1]), pa.array(["a"])]
+    )
+    table = pa.Table.from_pylist(_text_json_rows(2)).append_column("duration_ms", union)
+    with pytest.raises(InputError, match="duration_ms: dense_union"):
+        store.append(table)
+    assert store.count() == 0 and store.verify().ok
+
+
 def test_reads_survive_json_too_deep_for_python():
     from workbench.store.queries import decode
 

@@ -81,6 +81,82 @@ def test_forged_chain_hash_is_caught(sealed):
     assert verify(sealed).first_bad_seq == 7
 
 
+def test_a_changed_id_hash_is_caught_before_an_event_can_be_stored_twice(sealed):
+    event_id = (
+        duckdb.connect(str(sealed))
+        .execute("SELECT event_id FROM events WHERE seq = 9")
+        .fetchone()[0]
+    )
+    tamper(sealed, "UPDATE events SET id_hash = id_hash + 1 WHERE seq = 9")
+    r = verify(sealed)
+    assert not r.ok
+    assert (r.first_bad_seq, r.first_bad_event_id) == (9, event_id)
+    assert "id_hash" in r.problem and "TAMPERED at seq 9" in str(r)
+
+
+def test_a_changed_id_hash_in_a_tier_file_is_caught(store_path):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    now = T0 + dt.timedelta(days=60)
+    with workbench.open_store(store_path) as s:
+        s.append(lead_events("lead_old", T0))
+        s.archive(older_than="30 days", now=now)
+        rel = s.sql("SELECT path FROM tier_files").path[0]
+        f = s.tiers_dir / rel
+    table = pq.read_table(f)
+    i = table.schema.get_field_index("id_hash")
+    bumped = pc.add(table.column(i), pa.scalar(1, table.schema.field(i).type))
+    pq.write_table(table.set_column(i, "id_hash", bumped), f)
+    # re-record the file's size and digest, as someone covering their tracks would
+    import hashlib
+
+    data = f.read_bytes()
+    tamper(
+        store_path,
+        f"UPDATE tier_files SET bytes = {len(data)}, "
+        f"sha256 = '{hashlib.sha256(data).hexdigest()}' WHERE path = '{rel}'",
+    )
+    r = verify(store_path)
+    assert not r.ok and r.first_bad_seq == 1 and "id_hash" in r.problem
+
+
+@pytest.mark.parametrize(
+    "definition",
+    [
+        "{}",
+        "[1, 2]",
+        "null",
+        '{"when": "scored", "outcomes": 5}',
+        '{"when": "scored", "category": 7}',
+        '{"when": "scored", "outcomes": ["won"]}',
+        '{"when": "scored", "colour": "red"}',
+    ],
+)
+def test_a_broken_event_types_row_is_named_when_the_store_opens(sealed, capsys, definition):
+    from workbench.cli import main
+
+    tamper(sealed, f"INSERT INTO event_types VALUES ('x.y', '{definition}')")
+    for read_only in (False, True):
+        with pytest.raises(workbench.StoreError, match="event_types row 'x.y'"):
+            workbench.open_store(sealed, read_only=read_only)
+    assert main(["verify", "--store", str(sealed)]) == 2
+    err = capsys.readouterr().err
+    assert "event_types row 'x.y'" in err and "internal error" not in err
+    tamper(sealed, "DELETE FROM event_types WHERE name = 'x.y'")
+    assert verify(sealed).ok
+
+
+def test_a_registered_event_type_opens_again(store_path):
+    with workbench.open_store(store_path) as s:
+        s.register_event_type(
+            "quality.scored", when="A lead is scored", required_metadata=["score"]
+        )
+    with workbench.open_store(store_path, read_only=True) as s:
+        assert s.catalog.get("quality.scored").required_metadata == ("score",)
+
+
 def test_there_is_no_update_or_delete_api(store):
     public = {n for n in dir(store) if not n.startswith("_")}
     assert not any(

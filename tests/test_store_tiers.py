@@ -136,6 +136,29 @@ def test_exports_never_overwrite_the_stores_own_files(aged, tmp_path):
     session.close()
 
 
+def test_exports_know_the_stores_files_by_any_name(aged, tmp_path):
+    from workbench.access import connect
+    from workbench.errors import UnsafePathError
+
+    aged.archive(older_than="30 days", now=NOW)
+    (tmp_path / "hard.parquet").hardlink_to(aged.path)
+    names = [
+        tmp_path / "hard.parquet",  # a hard link is the store file itself
+        aged.path.with_name(aged.path.name.upper()),  # the same file on a case-blind disk
+        aged.tiers_dir.with_name(aged.tiers_dir.name.upper()) / "x.parquet",
+    ]
+    with connect(aged, user="ana") as session:
+        for target in names:
+            with pytest.raises(UnsafePathError, match="file of the store"):
+                session.export(target, format="parquet")
+            with pytest.raises(UnsafePathError, match="file of the store"):
+                aged.export(target, format="parquet")
+        with pytest.raises(UnsafePathError, match="cannot export"):
+            session.export(str(tmp_path / "x\x00.parquet"))
+    assert aged.verify().ok
+    assert (tmp_path / "hard.parquet").stat().st_nlink == 2
+
+
 def test_a_failed_export_leaves_nothing(aged, tmp_path):
     from workbench.errors import InputError
 

@@ -20,6 +20,7 @@ import importlib
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from .access import ENV_USER, connect, load_access_config
 from .access.config import ENV_CONFIG
 from .errors import InputError, StoreNotFoundError, WorkbenchError
 from .store import open_store
+from .store.tiers import check_target
 
 _COMMANDS: dict[str, Callable] = {}
 _SUBCOMMAND_MODULES = ("workbench.sim.cli", "workbench.importer")
@@ -257,9 +259,12 @@ def _restore(args) -> int:
 @command("sql")
 def _sql(args) -> int:
     with _session(args) as session:
+        # refused before the query runs: --output never lands on a file of the store
+        # (its database, tiers, audit trail), however the path is spelled
+        output = _output_path(args.output, session.owned_paths()) if args.output else None
         df = session.sql(args.query)
-    if args.output:
-        _write_frame(df, Path(args.output))
+    if output is not None:
+        _write_frame(df, output)
         print(f"wrote {len(df):,} rows to {args.output}")
         return 0
     shown = df if args.all else df.head(SQL_ROWS)
@@ -274,22 +279,36 @@ def _sql(args) -> int:
     return 0
 
 
-def _write_frame(df: pd.DataFrame, path: Path) -> None:
-    suffix = path.suffix.lower()
-    writers = {
-        ".csv": lambda p: df.to_csv(p, index=False),
-        ".parquet": lambda p: df.to_parquet(p, index=False),
-        ".jsonl": lambda p: df.to_json(p, orient="records", lines=True, date_format="iso"),
-    }
-    if suffix not in writers:
+_FRAME_WRITERS = {
+    ".csv": lambda df, p: df.to_csv(p, index=False),
+    ".parquet": lambda df, p: df.to_parquet(p, index=False),
+    ".jsonl": lambda df, p: df.to_json(p, orient="records", lines=True, date_format="iso"),
+}
+
+
+def _output_path(output: str, owned) -> Path:
+    path = check_target(output, owned, what="write --output")
+    if path.suffix.lower() not in _FRAME_WRITERS:
         raise InputError(f"--output {path}: use a .csv, .parquet or .jsonl name")
-    if path.is_dir():
-        raise InputError(f"--output {path}: it is a folder; give a file name")
+    return path
+
+
+def _write_frame(df: pd.DataFrame, path: Path) -> None:
+    """Write ``df`` beside ``path`` and move it in place: a failed write leaves nothing,
+    and a file that was there is replaced, never written through."""
+    write = _FRAME_WRITERS[path.suffix.lower()]
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        writers[suffix](path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+        write(df, tmp)
+        os.replace(tmp, path)
     except OSError as e:
         raise InputError(f"--output {path}: {e.strerror or e}") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 # --------------------------------------------------------------------------- main

@@ -62,20 +62,15 @@ def cutoff(older_than, now=None, *, what: str = "older_than") -> dt.datetime:
     """
     now = as_utc(now, "now") if now is not None else utcnow()
     if isinstance(older_than, dt.timedelta):
-        return now - older_than
+        return _before(now, older_than, older_than, what)
     if isinstance(older_than, int | float) and not isinstance(older_than, bool):
-        return now - dt.timedelta(days=older_than)
+        return _before(now, {"days": older_than}, older_than, what)
     if isinstance(older_than, str):
         m = _DURATION.match(older_than.lower())
         if m:
             n, unit = float(m.group(1)), m.group(2)[0]
-            delta = {
-                "d": dt.timedelta(days=n),
-                "h": dt.timedelta(hours=n),
-                "m": dt.timedelta(minutes=n),
-                "w": dt.timedelta(weeks=n),
-            }[unit]
-            return now - delta
+            span = {"d": "days", "h": "hours", "m": "minutes", "w": "weeks"}[unit]
+            return _before(now, {span: n}, older_than, what)
         try:
             return as_utc(older_than, what)
         except ValueError:
@@ -86,3 +81,17 @@ def cutoff(older_than, now=None, *, what: str = "older_than") -> dt.datetime:
         f"{what}={older_than!r}: give a timedelta, a number of days, text such as "
         "'30 days' or '12 hours', or a datetime"
     )
+
+
+def _before(now: dt.datetime, span, given, what: str) -> dt.datetime:
+    """``now`` less ``span`` (a timedelta, or its keyword arguments), or an error naming
+    ``what`` and the spans that fit the calendar (back to the year 1)."""
+    most = (now - dt.datetime.min.replace(tzinfo=dt.UTC)).days
+    try:
+        delta = span if isinstance(span, dt.timedelta) else dt.timedelta(**span)
+        return now - delta
+    except OverflowError:
+        why = "reaches before the year 1"
+    except ValueError:  # NaN
+        why = "is not a span of time"
+    raise ValueError(f"{what}={given!r} {why}; give a span of 0 to {most:,} days")

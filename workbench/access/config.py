@@ -259,15 +259,8 @@ def load_access_config(source=None) -> AccessConfig:
     if isinstance(source, Mapping):
         doc, label = source, "the config given to connect()"
     elif source is not None:
+        doc = _read_config_file(source)
         path = Path(source)
-        if not path.exists():
-            raise AccessConfigError(f"no access config at {path}; give a YAML or JSON file")
-        import yaml
-
-        try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise AccessConfigError(f"{path} is not valid YAML: {e}") from None
         label = str(path)
         if not isinstance(doc, Mapping):
             raise AccessConfigError(f"{path}: expected a mapping with 'roles' and/or 'users'")
@@ -295,6 +288,39 @@ def load_access_config(source=None) -> AccessConfig:
             )
         users[str(user)] = tuple(user_roles)
     return AccessConfig(roles, users, label)
+
+
+def _read_config_file(source):
+    """The document of an access config file, or an AccessConfigError naming the file
+    and what is wrong with it (no such file, a folder, not UTF-8, not YAML)."""
+    if not isinstance(source, str | os.PathLike) or not str(source).strip():
+        raise AccessConfigError(
+            f"config={source!r}: give the path of a YAML or JSON file, a mapping of "
+            "'roles' and 'users', or None for the built-in roles and users"
+        )
+    path = Path(source)
+    if not path.exists():
+        raise AccessConfigError(f"no access config at {path}; give a YAML or JSON file")
+    if path.is_dir():
+        raise AccessConfigError(
+            f"the access config {path} is a folder; give the path of a YAML or JSON file"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise AccessConfigError(
+            f"the access config {path} is not UTF-8 text (byte {e.start}); save it as UTF-8"
+        ) from None
+    except OSError as e:
+        raise AccessConfigError(
+            f"cannot read the access config {path}: {e.strerror or e}"
+        ) from None
+    import yaml
+
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise AccessConfigError(f"{path} is not valid YAML: {e}") from None
 
 
 def resolve_config(config, store_path: Path | None) -> AccessConfig:

@@ -1,11 +1,16 @@
 """Export: PNG, SVG or PDF through one long-lived kaleido server (Chromium started
 once, not per image), or a self-contained offline HTML file; ``report(items, path)``
 writes one HTML page of several figures and tables.
+
+Charts know nothing of stores, so they tell a file that must not be overwritten by
+its first bytes: a DuckDB database (a store), a Parquet file (a tier, an export) or a
+SQLite database (an audit trail) is never replaced by a chart.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import html
 import os
@@ -18,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..errors import UnsafePathError
 from .theme import ChartError
 
 __all__ = ["export", "report", "find_browser", "browser_problem"]
@@ -26,6 +32,36 @@ __all__ = ["export", "report", "find_browser", "browser_problem"]
 _SERVER_LOCK = threading.Lock()
 _SERVER_STARTED = False
 STATIC_FORMATS = ("png", "svg", "pdf")
+
+#: Files a chart never overwrites, by what their first bytes say they are.
+_DATA_FILES = (
+    ("a DuckDB database", lambda head: head[8:12] == b"DUCK"),
+    ("a Parquet file", lambda head: head[:4] == b"PAR1"),
+    ("a SQLite database", lambda head: head[:16] == b"SQLite format 3\x00"),
+)
+
+
+def _target(path, what: str) -> Path:
+    """``path`` as a place a chart may be written, or an error naming why not."""
+    if not isinstance(path, str | os.PathLike):
+        raise ChartError(f"{what}: give the path of a file, not a {type(path).__name__}")
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise ChartError(f"{what}: {p} is a folder; give a file name inside it")
+        if not p.is_file():
+            return p
+        with open(p, "rb") as fh:
+            head = fh.read(16)
+    except (OSError, ValueError) as e:
+        raise ChartError(f"{what}: cannot write {p} ({e})") from None
+    for kind, is_kind in _DATA_FILES:
+        if is_kind(head):
+            raise UnsafePathError(
+                f"refused to {what} onto {p}: it is {kind} (a store, its tiers or audit "
+                "trail, or an export), not a chart; choose another file name"
+            )
+    return p
 
 
 def find_browser() -> str | None:
@@ -95,25 +131,40 @@ def export(
     >>> export(fig, "rejections.png")                                   # doctest: +SKIP
     PosixPath('rejections.png')
     """
-    p = Path(path)
+    if not isinstance(fig, go.Figure):
+        raise ChartError(f"export() takes a plotly Figure, not a {type(fig).__name__}")
+    if format is not None and not isinstance(format, str):
+        raise ChartError(
+            f"format={format!r}: give 'png', 'svg', 'pdf' or 'html' (or None to use the suffix)"
+        )
+    p = _target(path, "export a chart")
     fmt = (format or p.suffix.lstrip(".")).lower()
     if fmt in ("htm", "html"):
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fig.write_html(p, include_plotlyjs=True, full_html=True, config={"displaylogo": False})
+        with _writing(p):
+            fig.write_html(p, include_plotlyjs=True, full_html=True, config={"displaylogo": False})
         return p
     if fmt not in STATIC_FORMATS:
         raise ChartError(
             f"cannot export {p.name!r}: use a .png, .svg, .pdf or .html name (or format=)"
         )
     _ensure_server()
-    p.parent.mkdir(parents=True, exist_ok=True)
     height = height or int(fig.layout.height or 450)
-    with warnings.catch_warnings():
+    with _writing(p), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "kopts is ignored when using a server"
         fig.write_image(
             p, format=fmt, width=width, height=height, scale=scale if fmt == "png" else 1
         )
     return p
+
+
+@contextlib.contextmanager
+def _writing(p: Path):
+    """Make the folder of ``p``; a file that cannot be written is a ChartError."""
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        yield
+    except OSError as e:
+        raise ChartError(f"cannot write {p}: {e.strerror or e}") from None
 
 
 def report(
@@ -130,7 +181,7 @@ def report(
 
     >>> report([("Rejections", fig), df], "weekly.html")                 # doctest: +SKIP
     """
-    p = Path(path)
+    p = _target(path, "write a report")
     parts: list[str] = []
     first_fig = True
     for item in items:
@@ -168,8 +219,8 @@ def report(
         subtitle=html.escape(subtitle) if subtitle else f"Generated {stamp}",
         body="\n".join(parts),
     )
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(page, encoding="utf-8")
+    with _writing(p):
+        p.write_text(page, encoding="utf-8")
     return p
 
 

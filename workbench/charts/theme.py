@@ -63,6 +63,11 @@ class ChartError(WorkbenchError, ValueError):
 
 
 def require(df: pd.DataFrame, columns: Iterable[str], chart: str) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise ChartError(
+            f"{chart} takes the DataFrame an analysis returned (e.g. session.timeline(lead_id)), "
+            f"not {type(df).__name__}"
+        )
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ChartError(

@@ -4,18 +4,22 @@ An export is one file or a folder of files (``.json`` arrays, JSON lines, either
 gzipped). Reading yields each object with the place it came from, and each piece that
 cannot be read (a malformed line, the cut-off tail of a truncated array) as an
 :class:`Unreadable` with its raw text and the reason, so nothing in a file goes unseen.
-A truncated JSON array keeps every complete object before the cut.
+A truncated JSON array keeps every complete object before the cut, a gzip file that
+ends early or is damaged keeps what it held before the break (the break is reported as
+the file's last unreadable piece), and a document nested deeper than Python can parse
+is an unreadable piece, never a RecursionError.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..store.inputs import raw_text
 from ._errors import ImportInputError
 
 #: File names an import reads; anything else in a folder is listed as ignored.
@@ -95,11 +99,69 @@ def list_files(path: Path) -> tuple[list[tuple[Path, str]], list[str]]:
     return files, ignored
 
 
-def _open_text(path: Path, limit: int | None = None) -> str:
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        data = fh.read() if limit is None else fh.read(limit)
-    return data.decode("utf-8", errors="replace")
+_GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_PIECE = 1 << 16  # compressed bytes per step: a damaged step loses only its own
+_NOT_GZIP = "is not a gzip file (it is named .gz); nothing in it was read"
+
+
+def _open_text(path: Path, limit: int | None = None) -> tuple[str, str | None]:
+    """The text of a file (its first ``limit`` bytes or so), and why the rest of it
+    could not be read (None when it was read whole)."""
+    try:
+        with open(path, "rb") as fh:
+            if path.name.lower().endswith(".gz"):
+                data, problem = _gunzip(fh, limit)
+            else:
+                data, problem = (fh.read() if limit is None else fh.read(limit)), None
+    except OSError as e:
+        return "", f"cannot be read ({e.strerror or e})"
+    return data.decode("utf-8", errors="replace"), problem
+
+
+def _gunzip(fh, limit: int | None) -> tuple[bytes, str | None]:
+    """The bytes of a gzip file's members, up to where it breaks, and how it breaks.
+    Read piece by piece, so what came before a damaged or missing end is kept."""
+    out: list[bytes] = []
+    size = members = 0
+    d = None
+    data = b""
+    while True:
+        if not data:
+            data = fh.read(_GZIP_PIECE)
+            if not data:
+                break
+        if d is None:  # a member starts here (gzip allows zero bytes between members)
+            data = data.lstrip(b"\x00")
+            if not data:
+                continue
+            if len(data) < 2:
+                data += fh.read(1)
+            if data[:2] != _GZIP_MAGIC:
+                if not members:
+                    return b"", _NOT_GZIP
+                return b"".join(
+                    out
+                ), "has bytes after its end that are not gzip; they were not read"
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            members += 1
+        try:
+            piece = d.decompress(data)
+        except zlib.error as e:
+            return b"".join(out), f"is damaged after {size:,} bytes ({e}); the rest cannot be read"
+        out.append(piece)
+        size += len(piece)
+        if limit is not None and size >= limit:
+            return b"".join(out), None
+        if d.eof:
+            data, d = d.unused_data, None
+        else:
+            data = b""
+    if d is not None:
+        return b"".join(out), (
+            f"ends early after {size:,} bytes (the compressed data stops before its "
+            "end-of-stream marker); the rest cannot be read"
+        )
+    return b"".join(out), None
 
 
 def _is_lines(path: Path) -> bool:
@@ -109,7 +171,23 @@ def _is_lines(path: Path) -> bool:
 
 def read_items(path: Path, name: str) -> Iterator[Item | Unreadable | Notice]:
     """Every object of one file, in file order, and every piece that could not be read."""
-    text = _open_text(path)
+    text, problem = _open_text(path)
+    yield from _items(text, path, name)
+    if problem:
+        # what the file held before the break was read above; the rest is reported
+        raw = _raw_bytes(path) if problem == _NOT_GZIP else ""
+        yield Unreadable(name, "end of file", f"{name} {problem}", raw)
+
+
+def _raw_bytes(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    return raw_text(data.decode("utf-8", errors="replace"))
+
+
+def _items(text: str, path: Path, name: str) -> Iterator[Item | Unreadable | Notice]:
     if _is_lines(path):
         yield from _lines(text, name)
         return
@@ -121,6 +199,9 @@ def read_items(path: Path, name: str) -> Iterator[Item | Unreadable | Notice]:
         return
     try:
         value = json.loads(text)
+    except RecursionError:
+        yield _too_deep(text, start, name, "document")
+        return
     except json.JSONDecodeError as e:
         if e.msg == "Extra data":  # JSON lines in a file named .json
             yield from _lines(text, name)
@@ -128,6 +209,16 @@ def read_items(path: Path, name: str) -> Iterator[Item | Unreadable | Notice]:
         yield _broken(text, start, name, "document", e)
         return
     yield from _values(value, name, "document")
+
+
+def _too_deep(text: str, pos: int, name: str, what: str) -> Unreadable:
+    line, _ = _line_col(text, pos)
+    return Unreadable(
+        name,
+        f"{what} from line {line}",
+        "JSON nested too deeply for Python to read; the rest of the file cannot be read",
+        raw_text(text[pos:]),
+    )
 
 
 def _values(value, name: str, place: str, text: str = "") -> Iterator[Item]:
@@ -147,6 +238,11 @@ def _lines(text: str, name: str) -> Iterator[Item | Unreadable]:
             continue
         try:
             value = json.loads(line)
+        except RecursionError:
+            yield Unreadable(
+                name, f"line {i + 1}", "JSON line nested too deeply for Python to read", line
+            )
+            continue
         except json.JSONDecodeError as e:
             ending = (
                 "; the file ends inside this line (truncated)"
@@ -211,6 +307,9 @@ def _array(text: str, start: int, name: str) -> Iterator[Item | Unreadable | Not
             return
         try:
             value, end = decoder.raw_decode(text, i)
+        except RecursionError:
+            yield _too_deep(text, i, name, f"item {index}")
+            return
         except json.JSONDecodeError as e:
             yield _broken(text, i, name, f"item {index}", e)
             return
@@ -262,11 +361,11 @@ def detect(path: Path, name: str) -> tuple[str | None, list[str]]:
 
     Reads at most the first megabyte unless the first object is longer.
     """
-    text = _open_text(path, _DETECT_PREFIX)
+    text, _ = _open_text(path, _DETECT_PREFIX)
     keys: list[str] = []
     for limit in (_DETECT_PREFIX, None):
         if limit is None:
-            text = _open_text(path)
+            text, _ = _open_text(path)
         seen = 0
         for piece in _prefix_items(text, path):
             if isinstance(piece, Item):
@@ -291,6 +390,8 @@ def _prefix_items(text: str, path: Path) -> Iterator[Item | Unreadable]:
         return _array(text, start, path.name)
     try:
         return _values(json.loads(text), path.name, "document")
+    except RecursionError:
+        return iter(())
     except json.JSONDecodeError as e:
         if e.msg == "Extra data":
             return _lines(text, path.name)

@@ -14,7 +14,7 @@ import sys
 
 from .flow import FlowError
 from .incidents import IncidentError, describe_all, parse_spec
-from .runner import simulate
+from .runner import MAX_DAYS, simulate
 
 __all__ = ["register_cli"]
 
@@ -66,6 +66,10 @@ def _simulate(args) -> int:
             raise ValueError(f"--leads {args.leads}: give a number of leads >= 0")
         if args.seed < 0:
             raise ValueError(f"--seed {args.seed}: give a whole number >= 0")
+        if not 0 < args.days <= MAX_DAYS:  # NaN too
+            raise ValueError(
+                f"--days {args.days:g}: give a number of days above 0 and at most {MAX_DAYS:,}"
+            )
         incidents = [parse_spec(text) for text in args.incident]
         report = simulate(
             args.flow,

@@ -38,6 +38,8 @@ __all__ = ["FlowRunner", "RunReport", "simulate", "SCHEMA"]
 SCHEMA = pa.schema([(c, arrow_type(c)) for c in INPUT_FIELDS])
 #: Arrivals stop this long before the run's end, so every lead completes inside it.
 _TAIL_MS = 10 * 60_000
+#: The longest run simulate() makes, in days (ten years of hourly arrivals).
+MAX_DAYS = 3_660
 _OUT_ROWS = 100_000
 
 
@@ -131,16 +133,28 @@ class FlowRunner:
             raise ValueError(f"leads={leads!r}: give a whole number of leads >= 0")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed={seed!r}: give a whole number >= 0")
-        if days is not None and (isinstance(days, bool) or not days > 0):
-            raise ValueError(f"days={days!r}: give a number of days above 0")
-        if start is not None and end is not None:
-            start, end = _utc(start, "start"), _utc(end, "end")
-        elif start is not None:
-            start = _utc(start, "start")
-            end = start + dt.timedelta(days=days or 7)
-        else:
-            end = _utc(end, "end") if end is not None else _utc(dt.datetime.now(dt.UTC), "end")
-            start = end - dt.timedelta(days=days or 7)
+        if days is not None and (
+            isinstance(days, bool)
+            or not isinstance(days, int | float | np.integer | np.floating)
+            or not 0 < days <= MAX_DAYS
+        ):
+            raise ValueError(
+                f"days={days!r}: give a number of days above 0 and at most {MAX_DAYS:,}"
+            )
+        try:
+            if start is not None and end is not None:
+                start, end = _utc(start, "start"), _utc(end, "end")
+            elif start is not None:
+                start = _utc(start, "start")
+                end = start + dt.timedelta(days=days or 7)
+            else:
+                end = _utc(end, "end") if end is not None else _utc(dt.datetime.now(dt.UTC), "end")
+                start = end - dt.timedelta(days=days or 7)
+        except OverflowError:
+            raise ValueError(
+                "the run would reach outside the calendar (years 1 to 9999): "
+                "choose a start or end well inside it"
+            ) from None
         if arrivals_end is None:
             if end <= start + dt.timedelta(milliseconds=2 * _TAIL_MS):
                 raise ValueError(

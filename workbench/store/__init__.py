@@ -1,7 +1,8 @@
 """Raw storage of events: one DuckDB file per store, Parquet tiers beside it.
 
 The rooms: ``schema`` (THE event record), ``eventstore`` (open, close, register, read),
-``inputs`` (what ``append`` accepts), ``ingest`` (the append pipeline), ``chain``
+``inputs`` (what ``append`` accepts), ``ingest`` (the append pipeline),
+``personal_ids`` (ids that carry personal data are refused), ``chain``
 (digests, seals, verify), ``tiers`` (warm/cold Parquet, exports, owned files),
 ``summary`` (the per-lead summary), ``queries`` (event filters, the timeline query),
 ``sqlcheck`` (the one inspector of user SQL), ``connection`` (DuckDB without file

@@ -226,10 +226,17 @@ def verify_store(store, *, expect: str | None = None, chunk_rows: int = 1_000_00
             "SELECT batch_id, ingest_id, first_seq, last_seq, events, first_qid, last_qid, "
             "quarantined, head_hash, seal FROM ledger ORDER BY batch_id"
         )
-        src = store._tiers.source_sql(con, TIERS, ("seq", "chain_hash", *_CONTENT_COLUMNS))
+        src = store._tiers.source_sql(
+            con, TIERS, ("seq", "chain_hash", "id_hash", *_CONTENT_COLUMNS)
+        )
+        # id_hash is how append() finds an event it already holds; it is not part of the
+        # digest, so it is checked against the event_id it was computed from (unless
+        # DuckDB's hash() changed since, when duplicate checks compare ids instead)
+        id_ok = "id_hash = hash(event_id)" if store._hash_ok else "true"
         events = _Stream(
             con.raw.sql(
-                f"SELECT seq, event_id, d, CAST('0x' || left(d, 16) AS UBIGINT) AS c, chain_hash "
+                f"SELECT seq, event_id, d, CAST('0x' || left(d, 16) AS UBIGINT) AS c, chain_hash, "
+                f"{id_ok} AS id_ok "
                 f"FROM (SELECT *, {EVENT_DIGEST_SQL} AS d FROM ({src})) ORDER BY seq"
             ).to_arrow_reader(chunk_rows)
         )
@@ -311,8 +318,22 @@ def _walk_ledger(ledger, events: _Stream, quarantine: _Stream) -> VerifyReport |
                 c = rb.column("c").to_numpy().astype(np.uint64)
                 h = chain(c, prev_h)
                 changed = np.flatnonzero(h != rb.column("chain_hash").to_numpy().astype(np.uint64))
+                wrong_id = np.flatnonzero(~rb.column("id_ok").to_numpy(zero_copy_only=False))
                 first_gap = int(gap[0]) if len(gap) else None
                 first_bad = int(changed[0]) if len(changed) else None
+                first_id = int(wrong_id[0]) if len(wrong_id) else None
+                if first_id is not None and all(
+                    other is None or first_id < other for other in (first_gap, first_bad)
+                ):
+                    return VerifyReport(
+                        False,
+                        checked + first_id,
+                        None,
+                        int(seq[first_id]),
+                        rb.column("event_id")[first_id].as_py(),
+                        "its id_hash no longer matches its event_id (changed outside the "
+                        "store): append() would not know the event and could store it twice",
+                    )
                 if first_gap is not None and (first_bad is None or first_gap <= first_bad):
                     s = int(seq[first_gap])
                     want = int(expect_seq[first_gap])

@@ -159,6 +159,39 @@ def _lock_error(path: Path, e: Exception, read_only: bool) -> Exception:
     return StoreError(f"cannot open {path}: {msg.splitlines()[0]}")
 
 
+_DEFINITION_TEXT = ("when", "use", "category")
+_DEFINITION_LISTS = ("outcomes", "required_metadata", "optional_metadata")
+
+
+def _stored_event_type(path, name, definition) -> EventType:
+    """The event type a row of the store's ``event_types`` table defines, or a
+    StoreError naming the row (a row written outside the store, not by
+    ``register_event_type``, must not stop on a raw TypeError or change validation)."""
+    try:
+        spec = json.loads(definition) if isinstance(definition, str) else None
+        if not isinstance(spec, dict):
+            raise ValueError("the definition is not a JSON object")
+        unknown = sorted(set(spec) - {*_DEFINITION_TEXT, *_DEFINITION_LISTS})
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join(map(repr, unknown))}")
+        if "when" not in spec:
+            raise ValueError("it does not say when the event happens ('when')")
+        for key in _DEFINITION_TEXT:
+            if spec.get(key) is not None and not isinstance(spec[key], str):
+                raise ValueError(f"{key!r} is {json.dumps(spec[key])}, not text")
+        for key in _DEFINITION_LISTS:
+            value = spec.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{key!r} is {json.dumps(value)}, not a list of text")
+        return make_event_type(name, **spec)
+    except (TypeError, ValueError) as e:  # CatalogError is a ValueError
+        raise StoreError(
+            f"{path or 'the store'}: its event_types row {str(name)[:80]!r} is not an event "
+            f"type definition ({e}); it was written outside the workbench. Restore the store "
+            "from a copy, or delete that row with DuckDB if no event uses the type"
+        ) from None
+
+
 # --------------------------------------------------------------------------- store
 
 
@@ -185,7 +218,7 @@ class EventStore:
         self.catalog = (catalog or DEFAULT_CATALOG).copy()
         for name, definition in self._con.rows("SELECT name, definition FROM event_types"):
             # the store's own definition is what its events were validated against
-            self.catalog.put(make_event_type(name, **json.loads(definition)))
+            self.catalog.put(_stored_event_type(path, name, definition))
         self._hash_ok = self._check_hash_probe()
         if not read_only:
             self._tiers.recover()

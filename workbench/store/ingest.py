@@ -19,21 +19,26 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import StoreError
+from ..errors import InputError, StoreError
 from ..timeutil import utcnow
 from . import chain as _chain
 from . import inputs as _inputs
+from . import personal_ids
 from . import summary as _summary
 from .dedupe import duplicates
+from .personal_ids import FLAG_COLUMN
 from .quarantine import id_text as _id_text
 from .quarantine import quarantine_rows as _quarantine
 from .quarantine import with_rejects as _with_rejects
@@ -208,7 +213,11 @@ def normalise_sql(schema: pa.Schema, maps: dict[str, str], line_reason: bool = F
                 if "_ts_number" in names
                 else f"regexp_full_match(trim({ts_text}), '-?[0-9]+(\\.[0-9]+)?')"
             )
-    passthrough = [c for c in ("_seq", "_chain", *DERIVED) if c in names]
+    passthrough = [c for c in ("_seq", "_chain", FLAG_COLUMN, *DERIVED) if c in names]
+    # ids of text were checked for personal data in Arrow (the flag column); SQL checks
+    # the others, and names which id and what it looks like for flagged rows only
+    flagged = personal_ids.text_ids(schema) if FLAG_COLUMN in names else ()
+    personal_id, personal_id_reason = personal_ids.reason_sql(flagged, FLAG_COLUMN in names)
     # keep both branches of the metadata CASE one type: text stays text (a JSON branch
     # would make DuckDB parse every text value), JSON stays JSON
     meta_cast = (
@@ -225,6 +234,7 @@ SELECT *,
         WHEN blank(type) THEN 'missing type'
         WHEN category IS NULL THEN 'unknown event type ''' || left(type, 60) || ''''
         WHEN blank(lead_id) THEN 'missing lead_id'
+        WHEN {personal_id} THEN {personal_id_reason}
         WHEN ts_direct IS NULL AND blank(ts_text) THEN 'missing timestamp'
         WHEN ts_offset IS NOT NULL AND abs(ts_offset) > 14 * 60
             THEN 'timestamp ''' || left(ts_text, 60) || ''' has a UTC offset outside -14:00..+14:00'
@@ -440,10 +450,19 @@ class IngestReport:
 
 def append(store, events, *, progress=None, label=None, rejects=(), batch_rows=_inputs.BATCH_ROWS):
     """Validate and store ``events`` in ``store`` (see ``EventStore.append``)."""
+    if isinstance(batch_rows, bool) or not isinstance(batch_rows, int | np.integer):
+        raise InputError(f"batch_rows={batch_rows!r}: give a whole number of rows, at least 1")
     if batch_rows < 1:
-        raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+        raise InputError(f"batch_rows must be at least 1, got {batch_rows}")
+    if label is not None and not isinstance(label, str | os.PathLike):
+        raise InputError(
+            f"label= names the input in the ingest history: give text, not {type(label).__name__}"
+        )
+    rejects = _checked_rejects(rejects)
     staged = _inputs.stage(events, batch_rows=batch_rows)
-    source = label or staged.label
+    source = os.fspath(label) if label else staged.label
+    if isinstance(source, bytes):
+        source = source.decode("utf-8", "backslashreplace")
     t0 = time.perf_counter()
     totals: Counter = Counter()
     reasons: Counter = Counter()
@@ -503,6 +522,25 @@ def append(store, events, *, progress=None, label=None, rejects=(), batch_rows=_
         source=source,
         seconds=time.perf_counter() - t0,
     )
+
+
+def _checked_rejects(rejects):
+    """``rejects`` as append() reads it: None or an iterable of Rejected. Items of a
+    list or tuple are checked now, before anything is stored; a stream's are checked
+    as they come (an importer fills its list while its events stream)."""
+    if rejects is None:
+        return ()
+    if isinstance(rejects, str | bytes | dict) or not isinstance(rejects, Iterable):
+        raise InputError(
+            f"rejects= takes a list of workbench.store.Rejected, not {type(rejects).__name__}"
+        )
+    if isinstance(rejects, list | tuple) and rejects:
+        bad = [r for r in rejects if not isinstance(r, _inputs.Rejected)]
+        if bad:
+            raise InputError(
+                f"rejects= takes workbench.store.Rejected items, not {type(bad[0]).__name__}"
+            )
+    return rejects
 
 
 def _next_id(con, table: str, column: str) -> int:
@@ -604,13 +642,19 @@ def _store_rows(store, table: pa.Table, bad: list, result: dict) -> pa.Array:
     if table.num_rows / max(1, len(table.column(0).chunks)) < 100_000:
         # DuckDB inserts small record batches ~2x slower than large ones
         table = table.combine_chunks()
+    personal = personal_ids.flags(table)
+    if personal is not None:
+        table = table.append_column(FLAG_COLUMN, personal)
     norm = normalise_sql(table.schema, store._catalog_maps, line_reason=True)
     steps, entities = _dimension_names(con)
-    con.register("_in", table)
     try:
-        cls = con.raw.sql(classify_sql(norm, steps, entities)).to_arrow_table()
-    finally:
-        con.unregister("_in")
+        con.register("_in", table)
+        try:
+            cls = con.raw.sql(classify_sql(norm, steps, entities)).to_arrow_table()
+        finally:
+            con.unregister("_in")
+    except duckdb.NotImplementedException as e:
+        raise _unreadable_types(table, e) from None
     pos = cls.column("_pos").to_numpy()
     if not np.array_equal(pos, table.column("_pos").to_numpy()):  # pragma: no cover
         raise StoreError("internal error: the classify pass changed the batch order")
@@ -676,6 +720,18 @@ def _store_rows(store, table: pa.Table, bad: list, result: dict) -> pa.Array:
     con.run(_summary.INSERT_PARTS_SQL, {"first": first, "last": last})
     result.update(stored=n, first_seq=first, last_seq=last, head=int(hashes[-1]))
     return cls.column("digest").filter(pa.array(keep))
+
+
+def _unreadable_types(table: pa.Table, e: Exception) -> InputError:
+    fields = [f for f in table.schema if not f.name.startswith("_")]
+    plain = (pa.types.is_string, pa.types.is_integer, pa.types.is_floating, pa.types.is_temporal)
+    fields = [f for f in fields if not any(is_plain(f.type) for is_plain in plain)] or fields
+    return InputError(
+        "the input has a column of an Arrow type the store cannot read ("
+        + ", ".join(f"{f.name}: {f.type}" for f in fields)
+        + f"; {_clip(str(e).strip() or type(e).__name__)}): cast it to text or a plain "
+        "number first"
+    )
 
 
 def _dimension_names(con) -> tuple[dict, dict]:

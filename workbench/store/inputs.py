@@ -348,23 +348,40 @@ def raw_text(item) -> str:
 # --------------------------------------------------------------------- arrow / pandas
 
 
+@dataclass(frozen=True)
+class _LostRows:
+    """Rows of a file that cannot be read (a damaged Parquet row group): how many, and
+    why. Each becomes a quarantined row of its own, so every event of the file counts."""
+
+    rows: int
+    reason: str
+
+
 def _stage_arrow(
-    batches: Iterable[pa.RecordBatch], batch_rows: int, file: str | None = None
+    batches: Iterable[pa.RecordBatch | _LostRows], batch_rows: int, file: str | None = None
 ) -> Iterator[StagedBatch]:
     pending: list[pa.RecordBatch] = []
     n = 0
     b = 0
     pos0 = 0
     for rb in batches:
-        if isinstance(rb, Rejected):  # a row group of a file that could not be read
+        if isinstance(rb, _LostRows):
+            # what came before is staged first, so every row keeps its place in the file
+            if pending:
+                yield _arrow_batch(pa.Table.from_batches(pending), b, pos0, file)
+                b += 1
+                pos0 += n
+                pending, n = [], 0
             yield StagedBatch(
                 "columns",
                 pa.table({"_pos": pa.array([], pa.int64())}),
                 file=file,
                 batch=b,
-                rejects=[(pos0 + n, rb)],
+                rejects=[(pos0 + k, Rejected("", rb.reason)) for k in range(rb.rows)],
                 unit="row",
             )
+            b += 1
+            pos0 += rb.rows
             continue
         if rb.num_rows == 0:
             continue
@@ -397,6 +414,11 @@ def _arrow_batch(table: pa.Table, b: int, pos0: int, file: str | None = None) ->
     bad: dict[int, str] = {}
     for c in keep:
         t = out.column(c).type
+        wider = _readable_type(t)
+        if wider is not None:
+            i = out.schema.get_field_index(c)
+            out = out.set_column(i, c, out.column(c).cast(wider))
+            continue
         if pa.types.is_binary(t) or pa.types.is_large_binary(t):
             # ids given as bytes: text when they are UTF-8, a reason when not
             texts = []
@@ -434,6 +456,16 @@ def _arrow_batch(table: pa.Table, b: int, pos0: int, file: str | None = None) ->
             rejects.append((pos0 + i, Rejected(raw_text(_row_of(table, i)), bad[i])))
         out = _drop_rows(out, bad)
     return StagedBatch("columns", out, batch=b, file=file, unit="row", rejects=rejects)
+
+
+def _readable_type(t: pa.DataType) -> pa.DataType | None:
+    """A type DuckDB reads that holds every value of ``t``, for the few Arrow types it
+    cannot take (half floats, 256-bit decimals); None when ``t`` is fine as it is."""
+    if pa.types.is_float16(t):
+        return pa.float32()
+    if pa.types.is_decimal256(t):
+        return pa.string()  # every digit kept; the store reads numbers from text
+    return None
 
 
 def _row_of(table: pa.Table, i: int) -> dict:
@@ -556,18 +588,22 @@ def _stage_path(path: Path, batch_rows: int) -> StagedInput:
 
 
 def _row_groups(pf, path: Path, batch_rows: int):
-    """Record batches of each row group; a row group that cannot be read becomes one
-    Rejected saying how many events it held, and reading goes on with the next."""
+    """Record batches of each row group. The rows of a row group that cannot be read
+    (as many as the file's footer says it holds, less those read before it broke)
+    come as one :class:`_LostRows`, and reading goes on with the next group."""
     for g in range(pf.metadata.num_row_groups):
+        n = pf.metadata.row_group(g).num_rows
+        done = 0
         try:
-            yield from pf.iter_batches(batch_size=batch_rows, row_groups=[g])
+            for rb in pf.iter_batches(batch_size=batch_rows, row_groups=[g]):
+                done += rb.num_rows
+                yield rb
         except (OSError, pa.ArrowException) as e:
-            n = pf.metadata.row_group(g).num_rows
-            yield Rejected(
-                "",
-                f"row group {g} of {path.name} ({n:,} events) cannot be read: {_first_line(e)}",
-                origin=f"{path} row group {g}",
-            )
+            if n > done:
+                yield _LostRows(
+                    n - done,
+                    f"row group {g} of {path.name} ({n:,} events) cannot be read: {_first_line(e)}",
+                )
 
 
 class _LineReader:

@@ -12,6 +12,7 @@ import json
 
 import pyarrow as pa
 
+from ..errors import InputError
 from ..timeutil import utcnow
 from . import inputs as _inputs
 from .schema import QUARANTINE_COLUMNS, QUARANTINE_TYPES
@@ -90,7 +91,7 @@ def with_rejects(batches, rejects):
     items = list(rejects)
     bad = [r for r in items if not isinstance(r, _inputs.Rejected)]
     if bad:
-        raise TypeError(
+        raise InputError(
             f"rejects= takes workbench.store.Rejected items, not {type(bad[0]).__name__}"
         )
     if items:

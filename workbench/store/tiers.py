@@ -86,18 +86,26 @@ def _file_digest(path: Path) -> tuple[int, str]:
 
 def check_target(path, owned: set[Path], *, what: str = "export") -> Path:
     """The path ``what`` may write, or an error saying why not (a file the store owns,
-    a folder, a place below a regular file)."""
+    a folder, a place below a regular file).
+
+    A file of the store is recognised however the path is spelled: relative, through
+    ``..`` or a symbolic link, with a trailing slash, as a hard link to it, or in other
+    letter case (on a case-insensitive disk that is the same file)."""
     p = Path(path).expanduser()
     try:
         real = p.resolve()
-    except (OSError, RuntimeError) as e:
+        places = [real, *real.parents]
+        ids = {_file_id(c) for c in places} - {None}
+    except (OSError, RuntimeError, ValueError) as e:
         raise UnsafePathError(f"cannot {what} to {p}: {e}") from None
     for own in owned:
         try:
             mine = own.resolve()
-        except (OSError, RuntimeError):
+            mine_id = _file_id(mine)
+        except (OSError, RuntimeError, ValueError):
             continue
-        if real == mine or mine in real.parents:
+        folded = str(mine).casefold()
+        if mine_id in ids or any(c == mine or str(c).casefold() == folded for c in places):
             raise UnsafePathError(
                 f"refused to {what} to {p}: that is a file of the store itself ({own.name}); "
                 "choose a path outside the store's files"
@@ -110,6 +118,15 @@ def check_target(path, owned: set[Path], *, what: str = "export") -> Path:
                 raise InputError(f"cannot {what} to {p}: {parent} is a file, not a folder")
             break
     return p
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of an existing file or folder: the same for every name of it."""
+    try:
+        st = path.stat()
+    except OSError:  # not there (yet), or not ours to look at
+        return None
+    return st.st_dev, st.st_ino
 
 
 @contextlib.contextmanager
