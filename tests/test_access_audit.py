@@ -462,3 +462,19 @@ def test_no_unknown_literal_survives_the_masking_of_sql_text(value, form):
     query = form.replace("{v}", value)
     assume(value not in form.replace("{v}", ""))
     assert value not in mask_sql_text(query)
+
+
+def test_a_long_list_parameter_is_kept_as_its_start_and_size(disk):
+    """An explorer filter passes thousands of lead ids: the trail keeps the first ones,
+    the count and a fingerprint of the rest (not one lookup per id), and no raw PII."""
+    ids = ["lead_A", "lead_R"] + [f"lead_x{i:05d}" for i in range(3000)] + ["Rosalind"]
+    with connect(disk, user="ana") as s:
+        got = s.sql(
+            "SELECT count(DISTINCT lead_id) AS n FROM events WHERE list_contains(?, lead_id)", [ids]
+        )
+    assert got.n.iloc[0] == 2
+    with connect(disk, user="adam", role="admin") as admin:
+        detail = admin.audit(user="ana", action="sql").detail.iloc[-1]
+    assert "'lead_A', 'lead_R'" in detail
+    assert "2,998 more values #" in detail  # 3,003 given, 5 shown
+    assert "Rosalind" not in detail and "lead_x00010" not in detail

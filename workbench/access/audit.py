@@ -800,6 +800,11 @@ def mask_sql_text(query: str, vocabulary: Vocabulary | None = None) -> str:
     return "".join(out)
 
 
+#: a list parameter longer than this is kept on the trail as its first LIST_SHOWN values
+#: and a count (an explorer filter may pass thousands of lead ids)
+LONG_LIST, LIST_SHOWN = 50, 5
+
+
 def mask_params(params, vocabulary: Vocabulary | None = None):
     """Query parameters (or call arguments) as the trail keeps them: text by the
     ``vocabulary`` (see :func:`mask_sql_text`), numbers as the masking of documents
@@ -808,6 +813,11 @@ def mask_params(params, vocabulary: Vocabulary | None = None):
     if isinstance(params, Mapping):
         return {_mask_key(str(k), vocab): mask_params(v, vocab) for k, v in params.items()}
     if isinstance(params, list | tuple):
+        if len(params) > LONG_LIST:  # a list of lead ids behind a filter: its start, its size
+            shown = [mask_params(v, vocab) for v in params[:LIST_SHOWN]]
+            rest = json.dumps([str(v) for v in params[LIST_SHOWN:]], ensure_ascii=False)
+            more = f"<... {len(params) - LIST_SHOWN:,} more values #{fingerprint(rest)}>"
+            return [*shown, more]
         return [mask_params(v, vocab) for v in params]
     if isinstance(params, str):
         return vocab.mask(params)
