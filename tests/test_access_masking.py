@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workbench import catalog
+from workbench.access import columns as _columns
 from workbench.access import masking as _masking
+from workbench.access.columns import Masker
 from workbench.access.masking import (
-    Masker,
     mask_document,
     mask_free_text,
     mask_json_text,
@@ -437,7 +438,7 @@ def test_numbers_of_ten_digits_are_masked_as_phones():
     assert mask_free_text("callback 5125550123.0") == "callback (512) ***-****.0"
     import pandas as pd
 
-    frame = _masking.mask_frame(pd.DataFrame({"value": [1.5, 5125550123.0], "cost": [1.0, 2.0]}))
+    frame = _columns.mask_frame(pd.DataFrame({"value": [1.5, 5125550123.0], "cost": [1.0, 2.0]}))
     assert frame.value.tolist() == [1.5, "(512) ***-****"] and frame.cost.tolist() == [1.0, 2.0]
 
 
@@ -708,9 +709,9 @@ def test_every_masking_udf_takes_any_text(texts):
         assert len(masker.arrow(arr).to_pylist()) == len(values)
     for label in ("email", "full_name", "phone", "text"):
         labels = pa.array([label] * len(values), pa.string())
-        assert len(_masking.mask_field_arrow(labels, arr)) == len(values)
+        assert len(_columns.mask_field_arrow(labels, arr)) == len(values)
     mixed = pa.array((["email", "ssn"] * len(values))[: len(values)], pa.string())
-    assert len(_masking.mask_field_arrow(mixed, arr)) == len(values)
+    assert len(_columns.mask_field_arrow(mixed, arr)) == len(values)
 
 
 def _MAYBE_ENCODABLE(t: str) -> bool:

@@ -9,6 +9,7 @@ True
 """
 
 from .audit import AuditError, AuditTrail, AuditVerifyReport
+from .columns import mask_frame
 from .config import (
     DEFAULT_ROLES,
     DEFAULT_USERS,
@@ -30,8 +31,8 @@ from .config import (
     UnknownUserError,
     load_access_config,
 )
-from .masking import mask_frame
-from .session import SESSION_RELATIONS, Grant, Session, connect
+from .opening import connect
+from .session import SESSION_RELATIONS, Grant, Session
 
 __all__ = [
     "connect",

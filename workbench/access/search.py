@@ -29,7 +29,10 @@ import json
 import re
 from collections.abc import Mapping
 
-from ..catalog import FieldType
+from ..catalog import FieldType, field_type
+from ..errors import InputError
+from . import masking
+from .audit import placeholder
 from .masking import key_type
 
 __all__ = [
@@ -40,6 +43,10 @@ __all__ = [
     "SEARCHES_PER_MINUTE",
     "SEARCHES_PER_DAY",
     "leads_with",
+    "search_terms",
+    "lead_field_value",
+    "invalid_text",
+    "LEADS_WHERE_SQL",
 ]
 
 #: Searches by raw value one user may make per minute and per day (over all their
@@ -172,3 +179,114 @@ def leads_with(con, ft: FieldType, norm: str) -> set[str]:
                 hits.add(lead_id)
                 break
     return hits
+
+
+# --------------------------------------------------------------------------- a search's terms
+
+
+def invalid_text(values) -> str | None:
+    """Where in ``values`` (text, lists, mappings) a lone surrogate is, or None."""
+    stack = [("the value", v) for v in values]
+    while stack:
+        where, v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError as e:
+                return f"position {e.start} of {where}"
+        elif isinstance(v, Mapping):
+            stack.extend((f"the value of {k!a}", x) for k, x in v.items())
+            stack.extend(("a name", k) for k in v)
+        elif isinstance(v, list | tuple | set | frozenset):
+            stack.extend((where, x) for x in v)
+    return None
+
+
+def search_terms(criteria: dict, keeps, typed):
+    """The values of a ``find_leads`` search, normalised by field type; how the trail
+    shows each (``keeps(text)``: may the trail keep it; ``typed(text)``: a non-personal
+    value as the trail shows it); and the first problem with them (a note for the trail
+    and the InputError), or None."""
+    terms, shown, problem = {}, [], None
+
+    def refuse(note: str, error: Exception):
+        nonlocal problem
+        if problem is None:
+            problem = (note, error)
+
+    for name, value in criteria.items():
+        label = name if keeps(name) else placeholder(name)
+        if invalid_text([name, value]) is not None:
+            shown.append(f"{label}=<invalid text>")
+            refuse(
+                "invalid text",
+                InputError(
+                    f"find_leads({label}=...): the value holds a lone surrogate (a half "
+                    "of a UTF-16 pair, e.g. '\\ud800'), which is not text"
+                ),
+            )
+            continue
+        ft = field_type(name)
+        if not ft.pii:
+            shown.append(f"{label}={typed(str(value))!r}")
+            refuse(
+                "not a personal field",
+                InputError(
+                    f"find_leads searches by a personal value; {name!r} is a {ft.label} "
+                    "field. Give email=, phone=, ssn= or another PII field (first_name=, "
+                    "date_of_birth=, ...); filter other fields with sql()"
+                ),
+            )
+            continue
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            shown.append(f"{label}=<{type(value).__name__}>")
+            refuse("not text", InputError(f"find_leads({name}=...): give the value as text"))
+            continue
+        norm = normalise(ft, value)
+        try:
+            if not norm:
+                raise ValueError(f"find_leads({name}=...): the value is empty")
+            check_whole(ft, norm, name)
+        except ValueError as e:
+            shown.append(f"{label}={placeholder(str(value))!r}")
+            refuse("not a whole value", InputError(str(e)))
+            continue
+        shown.append(f"{label}={masking.mask_value(ft, norm)!r}")
+        terms[name] = (ft, norm)
+    if not criteria:
+        refuse("no value", InputError("find_leads needs a value to search for, e.g. email='...'"))
+    return terms, shown, problem
+
+
+# --------------------------------------------------------------------------- a lead field
+
+#: A lead field's name as ``Session.leads_where`` takes it.
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,80}$")
+
+#: The leads whose submitted data has a field equal to a value ($path, $value).
+LEADS_WHERE_SQL = (
+    "SELECT DISTINCT lead_id FROM events WHERE type = 'source.submitted' "
+    "AND json_extract_string(lead_snapshot, $path) = $value"
+)
+
+
+def lead_field_value(field: str, value) -> tuple[str, str]:
+    """The JSON path and the text a ``leads_where(field, value)`` looks for, or an
+    InputError: a personal field is searched with ``find_leads``, and a value that
+    looks personal is refused."""
+    if not isinstance(field, str) or not _FIELD_NAME.match(field):
+        raise InputError(f"leads_where: {field!r} is not a field name (letters, digits, _ . -)")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise InputError(f"leads_where({field}=...): give the value as text or a number")
+    ft = field_type(field)
+    if ft.pii:
+        raise InputError(
+            f"{field!r} is personal data ({ft.label}): search it with find_leads({field}=...)"
+        )
+    text = str(value)
+    if masking.mask_free_text(text) != text:
+        raise InputError(
+            f"leads_where({field}=...): the value looks like personal data; "
+            "search personal values with find_leads()"
+        )
+    return "$." + ".".join(f'"{p}"' for p in field.split(".")), text

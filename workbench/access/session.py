@@ -33,26 +33,24 @@ import datetime as dt
 import itertools
 import math
 import os
-import re
 import threading
 import uuid
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from ..catalog import field_type
 from ..errors import InputError, ReadOnlyViolation
-from ..store import EventStore, open_store
+from ..store import EventStore
 from ..store.connection import Connection
 from ..store.queries import decode, events_query, timeline_query
 from ..store.schema import export_select
 from ..store.sqlcheck import inspect
 from ..store.tiers import EXPORT_FORMATS, check_target, write_query
 from ..timeutil import as_utc, utc_iso
-from . import masking, search
+from . import columns, masking, search
 from .audit import (
     AuditError,
     AuditTrail,
@@ -63,7 +61,6 @@ from .audit import (
     placeholder,
 )
 from .config import (
-    ENV_USER,
     AccessConfig,
     GrantError,
     NotPermittedError,
@@ -72,16 +69,12 @@ from .config import (
     Role,
     SearchLimitError,
     SessionClosedError,
-    resolve_config,
 )
 from .grants import Grant, escape_controls, purpose_problem, visible_text
 from .sandbox import problems
 from .views import SESSION_RELATIONS, MaskedViews
 
-#: A lead field's name as ``leads_where`` takes it.
-_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,80}$")
-
-__all__ = ["connect", "Session", "Grant", "SESSION_RELATIONS"]
+__all__ = ["Session", "Grant", "SESSION_RELATIONS"]
 
 _RIGHT_WORDS = {
     "read": "read events",
@@ -95,8 +88,6 @@ _RIGHT_WORDS = {
 # --------------------------------------------------------------------------- session
 
 _session_ids = itertools.count(1)
-_MEMORY_TRAILS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_MEMORY_TRAILS_LOCK = threading.Lock()
 
 
 def _release(cursors, udfs, sandbox, trail_to_close, store_to_close) -> None:
@@ -417,7 +408,7 @@ class Session:
     def _refuse_invalid_text(self, action: str, detail, *values) -> None:
         """Refuse (on the record) a read given text that is not valid Unicode: a lone
         surrogate cannot be encoded, so no query, search or record could hold it."""
-        where = _invalid_text(values)
+        where = search.invalid_text(values)
         if where is None:
             return
         text = detail() if callable(detail) else detail
@@ -685,7 +676,9 @@ class Session:
         with self._lock:
             self._check_open()
             self._require("search", "find_leads")
-            typed, shown, problem = self._search_terms(criteria)
+            typed, shown, problem = search.search_terms(
+                criteria, self._vocabulary.keeps, self._typed
+            )
             detail = _Masked("find_leads(" + ", ".join(shown) + ")")
             quota = (
                 (60, self._role.max_searches_per_minute),
@@ -727,32 +720,13 @@ class Session:
         >>> session.leads_where("state", "TX")[:2]                        # doctest: +SKIP
         ['lead_0Bq...', 'lead_1cX...']
         """
-        if not isinstance(field, str) or not _FIELD_NAME.match(field):
-            raise InputError(f"leads_where: {field!r} is not a field name (letters, digits, _ . -)")
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise InputError(f"leads_where({field}=...): give the value as text or a number")
-        ft = field_type(field)
-        if ft.pii:
-            raise InputError(
-                f"{field!r} is personal data ({ft.label}): search it with find_leads({field}=...)"
-            )
-        text = str(value)
-        if masking.mask_free_text(text) != text:
-            raise InputError(
-                f"leads_where({field}=...): the value looks like personal data; "
-                "search personal values with find_leads()"
-            )
-        path = "$." + ".".join(f'"{p}"' for p in field.split("."))
+        path, text = search.lead_field_value(field, value)  # refused: InputError
         with self._lock:
             self._check_open()
             self._require("read", "leads_where")
             self._con()  # views up to date
             with self._raw_con.snapshot():
-                rows = self._raw_con.rows(
-                    "SELECT DISTINCT lead_id FROM events WHERE type = 'source.submitted' "
-                    "AND json_extract_string(lead_snapshot, $path) = $value",
-                    {"path": path, "value": text},
-                )
+                rows = self._raw_con.rows(search.LEADS_WHERE_SQL, {"path": path, "value": text})
             result = sorted(r[0] for r in rows)
             label = field if self._vocabulary.keeps(field) else placeholder(field)
             shown = text if self._vocabulary.keeps(text) else placeholder(text)
@@ -765,62 +739,6 @@ class Session:
             f"{over.limit} times {over.label} (over all their sessions, refused searches "
             f"included); try again in {math.ceil(over.wait)} s"
         )
-
-    def _search_terms(self, criteria: dict):
-        """The values of a search, normalised by field type; how the trail shows each;
-        and the first problem with them (a note for the trail and the InputError, a
-        ValueError), or None."""
-        typed, shown, problem = {}, [], None
-
-        def refuse(note: str, error: Exception):
-            nonlocal problem
-            if problem is None:
-                problem = (note, error)
-
-        for name, value in criteria.items():
-            label = name if self._vocabulary.keeps(name) else placeholder(name)
-            if _invalid_text([name, value]) is not None:
-                shown.append(f"{label}=<invalid text>")
-                refuse(
-                    "invalid text",
-                    InputError(
-                        f"find_leads({label}=...): the value holds a lone surrogate (a half "
-                        "of a UTF-16 pair, e.g. '\\ud800'), which is not text"
-                    ),
-                )
-                continue
-            ft = field_type(name)
-            if not ft.pii:
-                shown.append(f"{label}={self._typed(str(value))!r}")
-                refuse(
-                    "not a personal field",
-                    InputError(
-                        f"find_leads searches by a personal value; {name!r} is a {ft.label} "
-                        "field. Give email=, phone=, ssn= or another PII field (first_name=, "
-                        "date_of_birth=, ...); filter other fields with sql()"
-                    ),
-                )
-                continue
-            if not isinstance(value, str | int) or isinstance(value, bool):
-                shown.append(f"{label}=<{type(value).__name__}>")
-                refuse("not text", InputError(f"find_leads({name}=...): give the value as text"))
-                continue
-            norm = search.normalise(ft, value)
-            try:
-                if not norm:
-                    raise ValueError(f"find_leads({name}=...): the value is empty")
-                search.check_whole(ft, norm, name)
-            except ValueError as e:
-                shown.append(f"{label}={placeholder(str(value))!r}")
-                refuse("not a whole value", InputError(str(e)))
-                continue
-            shown.append(f"{label}={masking.mask_value(ft, norm)!r}")
-            typed[name] = (ft, norm)
-        if not criteria:
-            refuse(
-                "no value", InputError("find_leads needs a value to search for, e.g. email='...'")
-            )
-        return typed, shown, problem
 
     # ------------------------------------------------------------------ masking helpers
 
@@ -856,7 +774,7 @@ class Session:
         """
         if not self.masked:
             return df
-        return masking.mask_frame(df)
+        return columns.mask_frame(df)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -875,24 +793,6 @@ class _Masked(str):
     __slots__ = ()
 
 
-def _invalid_text(values) -> str | None:
-    """Where in ``values`` (text, lists, mappings) a lone surrogate is, or None."""
-    stack = [("the value", v) for v in values]
-    while stack:
-        where, v = stack.pop()
-        if isinstance(v, str):
-            try:
-                v.encode("utf-8")
-            except UnicodeEncodeError as e:
-                return f"position {e.start} of {where}"
-        elif isinstance(v, Mapping):
-            stack.extend((f"the value of {k!a}", x) for k, x in v.items())
-            stack.extend(("a name", k) for k in v)
-        elif isinstance(v, list | tuple | set | frozenset):
-            stack.extend((where, x) for x in v)
-    return None
-
-
 def _purpose_on_record(purpose: str) -> str:
     """A purpose as the trail keeps it: as given, PII masked, control characters escaped
     (so printing the trail cannot drive a terminal), at most 500 characters."""
@@ -904,91 +804,6 @@ def _call(name: str, *args, **kwargs) -> str:
     parts = [repr(a) for a in args]
     parts += [f"{k}={v!r}" for k, v in kwargs.items() if v is not None]
     return f"{name}({', '.join(parts)})"
-
-
-# --------------------------------------------------------------------------- connect
-
-
-def _trail_for(store: EventStore, audit) -> tuple[AuditTrail, bool]:
-    if isinstance(audit, AuditTrail):
-        return audit, False
-    if audit is not None:
-        return AuditTrail(str(audit)), True
-    if store.audit_path is not None:
-        return AuditTrail(str(store.audit_path)), True
-    # a store in memory keeps its trail in memory, shared by its sessions, as long as it lives
-    with _MEMORY_TRAILS_LOCK:
-        trail = _MEMORY_TRAILS.get(store)
-        if trail is None:
-            trail = _MEMORY_TRAILS[store] = AuditTrail.in_memory()
-    return trail, False
-
-
-def connect(
-    store_or_path,
-    user: str | None = None,
-    role: str | None = None,
-    *,
-    config=None,
-    audit=None,
-    client: str | None = None,
-) -> Session:
-    """Open a :class:`Session` on a store for ``user`` in ``role``.
-
-    ``store_or_path`` is an open :class:`EventStore` (reused: a notebook may hold it open
-    for writing) or the path of a store file (opened read-only, closed with the session).
-    ``user`` defaults to ``$WORKBENCH_USER``; ``role`` to the user's first role. Users and
-    roles come from ``config`` (a YAML/JSON file or a mapping), else
-    ``$WORKBENCH_ACCESS_CONFIG``, else ``<store>.access.yaml`` beside the store, else the
-    built-in ones (``DEFAULT_USERS``). The audit trail is ``audit`` (a SQLite path),
-    else ``<store>.audit.sqlite`` beside the store, else (a store in memory) in memory.
-    ``client`` says what the session runs in (e.g. the CLI and the OS user), for the trail.
-
-    >>> import workbench
-    >>> session = connect(workbench.open_store(), user="ana", role="analyst")
-    >>> session.masked
-    True
-    """
-    if isinstance(store_or_path, EventStore):
-        store, owns = store_or_path, False
-        if store.closed:
-            raise SessionClosedError("the store is closed; open it again and connect()")
-    elif isinstance(store_or_path, str | os.PathLike):
-        store, owns = None, True
-    else:
-        raise TypeError(
-            f"connect() takes an EventStore or the path of a store file, not "
-            f"{type(store_or_path).__name__}"
-        )
-    user = user if user is not None else os.environ.get(ENV_USER)
-    # check the user and role before opening anything
-    cfg = resolve_config(config, Path(store_or_path) if store is None else store.path)
-    the_role = cfg.role_for(user, role)
-    if store is None:
-        store = open_store(store_or_path, read_only=True)
-    try:
-        trail, owns_trail = _trail_for(store, audit)
-    except BaseException:
-        if owns:
-            store.close()
-        raise
-    try:
-        return Session(
-            store,
-            user=user,
-            role=the_role,
-            config=cfg,
-            trail=trail,
-            owns_store=owns,
-            owns_trail=owns_trail,
-            client=client,
-        )
-    except BaseException:
-        if owns_trail:
-            trail.close()
-        if owns:
-            store.close()
-        raise
 
 
 __all__ += ["AuditError", "mask_sql_text"]

@@ -1,7 +1,7 @@
 """A session's relations as views, twice: raw (read during a grant, and by the few reads
 whose rows Python masks itself) and masked (what a masked role's SQL reads).
 
-Each column of a relation is masked by its kind (``masking.column_kind``): JSON by its
+Each column of a relation is masked by its kind (``columns.column_kind``): JSON by its
 keys, a PII-typed column by its type, free text and names of things by the shape of
 their values, identifiers not at all. The masking runs as Arrow functions registered
 on the session's masked cursor, called only for the rows a regex says may need it.
@@ -17,7 +17,7 @@ from duckdb.sqltypes import VARCHAR, DuckDBPyType
 from .. import catalog
 from ..store import EventStore
 from ..store.connection import Connection
-from . import masking
+from . import columns, masking
 from .audit import Vocabulary
 from .config import QueryError
 from .sandbox import Sandbox
@@ -39,9 +39,9 @@ SESSION_RELATIONS = (
 
 _JSON_ARROW = pa.json_(pa.string())
 # The masking functions, one instance each (their caches are shared by all sessions).
-_JSON_MASKER = masking.Masker(masking.mask_json_text)
-_TEXT_MASKER = masking.Masker(masking.mask_free_text)
-_RAW_MASKER = masking.Masker(masking.mask_raw_text)
+_JSON_MASKER = columns.Masker(masking.mask_json_text)
+_TEXT_MASKER = columns.Masker(masking.mask_free_text)
+_RAW_MASKER = columns.Masker(masking.mask_raw_text)
 
 
 class MaskedViews:
@@ -78,7 +78,7 @@ class MaskedViews:
             con.create_function(name, fn, [VARCHAR], returns, type="arrow", side_effects=False)
         con.create_function(
             self.fn["field"],
-            masking.mask_field_arrow,
+            columns.mask_field_arrow,
             [VARCHAR, VARCHAR],
             VARCHAR,
             type="arrow",
@@ -125,8 +125,8 @@ class MaskedViews:
         )[:5000]
         shapes = {}
         for name, src in self.sources(masked).items():
-            columns = raw.rows(f"DESCRIBE SELECT * FROM {name}")
-            self.kinds[name] = {c[0]: masking.column_kind(name, c[0], c[1]) for c in columns}
+            described = raw.rows(f"DESCRIBE SELECT * FROM {name}")
+            self.kinds[name] = {c[0]: columns.column_kind(name, c[0], c[1]) for c in described}
             exprs = ", ".join(self.masked_expr(c, k) for c, k in self.kinds[name].items())
             masked.run(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {exprs} FROM ({src})")
             shapes[name] = [(c[0], c[1]) for c in masked.rows(f"DESCRIBE SELECT * FROM {name}")]
@@ -141,8 +141,8 @@ class MaskedViews:
         self.current()
         raw, db = self.raw, self.db
         words = set(SESSION_RELATIONS) | set(self.safe_names)
-        for columns in self.kinds.values():
-            words.update(columns)
+        for cols in self.kinds.values():
+            words.update(cols)
         (flows, entities, steps), *_ = raw.rows(
             "SELECT list(DISTINCT flow_id), list(DISTINCT entity_id), list(DISTINCT step_id) "
             "FROM events"
@@ -241,7 +241,7 @@ class MaskedViews:
                 what, label = kinds.get(col, ("text", None))
                 if what != "plain":
                     df[col] = pd.Series(
-                        masking.mask_column(df[col], what, label),
+                        columns.mask_column(df[col], what, label),
                         index=df.index,
                         name=col,
                         dtype=object,
