@@ -68,7 +68,9 @@ class Rule:
         return replace(self, **changes)
 
 
-#: The guide's Event-Driven Workflows section as rules.
+#: The guide's Event-Driven Workflows section as rules, and one it does not name: an
+#: enhancement provider that is down (calls answer with failures) slows nothing and
+#: rejects nothing at first, so only its own failure rate shows it.
 DEFAULT_RULES: tuple[Rule, ...] = (
     Rule(
         name="quality",
@@ -113,6 +115,23 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        name="enhancement_health",
+        description="Enhancement failure rate > 25% for a service",
+        metric="enhancement_failure_rate",
+        op=">",
+        threshold=0.25,
+        window=dt.timedelta(hours=1),
+        group_by="step_name",
+        min_count=20,
+        team="technical",
+        include="affected step details",
+        actions=(
+            "Alert the technical team",
+            "Check {subject}'s provider status, timeouts and circuit breaker",
+            "Leads enhanced meanwhile lack {subject}'s fields: consider re-running them",
+        ),
+    ),
+    Rule(
         name="buyer_optimization",
         description="Buyer acceptance < 70%",
         metric="acceptance_rate",
@@ -149,10 +168,21 @@ _METRICS = {
         den="COUNT(CASE WHEN e.type = 'source.submitted' THEN 1 END)",
         where="AND e.type IN ('source.submitted', 'source.rejected', 'filter.failed')",
     ),
+    # a step's own calls: a retry event's duration is the wait before the retry (its
+    # backoff), not a call of the step, so it is left out
     "avg_duration_ms": dict(
         num="SUM(e.duration_ms)",
         den="COUNT(e.duration_ms)",
-        where="AND e.type NOT IN ('flow.completed', 'feedback.received', 'feedback.processed')",
+        where="AND e.type NOT IN ('flow.completed', 'feedback.received', 'feedback.processed', "
+        "'retry.attempted')",
+    ),
+    # an enhancement's calls that failed or erred (provider down, timeouts), over its
+    # calls that ran (skipped calls are not calls)
+    "enhancement_failure_rate": dict(
+        num="COUNT(CASE WHEN e.outcome IN ('failure', 'error') THEN 1 END)",
+        den="COUNT(*)",
+        where="AND e.type IN ('enhancement.success', 'enhancement.failure', 'enhancement.error') "
+        "AND e.outcome <> 'skipped'",
     ),
     # rejected by the source's own validation: what the source can fix (a filter set up
     # wrongly on our side is not the source's fault and shows in the quality rule)
@@ -385,6 +415,9 @@ def evidence_filters(alert: Alert) -> dict:
     by_metric = {
         "rejection_rate": dict(types=("source.rejected", "filter.failed"), outcomes=("failure",)),
         "avg_duration_ms": {},
+        "enhancement_failure_rate": dict(
+            types=("enhancement.failure", "enhancement.error"), outcomes=("failure", "error")
+        ),
         "source_rejection_rate": dict(types=("source.rejected",)),
         "acceptance_rate": dict(types=("recipient.failed",)),
     }
@@ -412,12 +445,21 @@ WHERE e.timestamp >= $since AND e.timestamp < $until AND e.entity_name = $subjec
   AND e.type = 'source.rejected'
 GROUP BY 2 ORDER BY rejections DESC LIMIT 5
 """,
+    "enhancement_failure_rate": """
+SELECT e.type, coalesce(e.error_type, e.outcome) AS error_type, COUNT(*) AS calls,
+       min(e.lead_id) AS example_lead, AVG(e.duration_ms) AS avg_ms
+FROM events e
+WHERE e.timestamp >= $since AND e.timestamp < $until AND e.step_name = $subject
+  AND e.type IN ('enhancement.success', 'enhancement.failure', 'enhancement.error')
+GROUP BY 1, 2 ORDER BY calls DESC LIMIT 8
+""",
     "avg_duration_ms": """
 SELECT e.type, COUNT(*) AS executions, AVG(e.duration_ms) AS avg_ms, MAX(e.duration_ms) AS max_ms,
        COUNT(CASE WHEN e.outcome = 'error' THEN 1 END) AS errors,
        COUNT(CASE WHEN e.error_type = 'timeout' THEN 1 END) AS timeouts
 FROM events e
 WHERE e.timestamp >= $since AND e.timestamp < $until AND e.step_name = $subject
+  AND e.type <> 'retry.attempted'
 GROUP BY 1 ORDER BY executions DESC
 """,
     "acceptance_rate": """

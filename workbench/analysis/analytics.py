@@ -90,6 +90,11 @@ def _run(session, name: str, params: dict, *, title: str, basis: str, **attrs) -
     return df
 
 
+def _tz_name(tz: str) -> str:
+    """``tz`` checked as an IANA zone name, as the SQL takes it."""
+    return _tz(tz).key
+
+
 def _tz(tz: str) -> ZoneInfo:
     try:
         return ZoneInfo(tz)
@@ -260,7 +265,8 @@ def rejection_analysis(
 _q(
     "enhancement_value",
     """
-SELECT CASE WHEN x.lead_id IS NULL THEN 'without' ELSE 'with' END AS grp,
+SELECT CASE WHEN x.lead_id IS NULL THEN 'not reached'
+            WHEN x.validated = 1 THEN 'with' ELSE 'without' END AS grp,
        COUNT(*) AS leads,
        COUNT(CASE WHEN s.delivered THEN 1 END) AS delivered,
        CAST(COUNT(CASE WHEN s.delivered THEN 1 END) AS DOUBLE) / COUNT(*) AS delivery_rate,
@@ -268,28 +274,43 @@ SELECT CASE WHEN x.lead_id IS NULL THEN 'without' ELSE 'with' END AS grp,
        SUM(s.revenue) AS revenue
 FROM lead_summary s
 LEFT JOIN (
-    SELECT lead_id, SUM(cost) AS cost
+    SELECT lead_id,
+           MAX(CASE WHEN type = 'enhancement.success' AND outcome = 'success' THEN 1 ELSE 0 END)
+               AS validated,
+           SUM(COALESCE(cost, 0)) AS cost
     FROM events
-    WHERE type = 'enhancement.success' AND entity_name = $service
+    WHERE type LIKE 'enhancement.%' AND entity_name = $service
     GROUP BY lead_id
 ) x ON x.lead_id = s.lead_id
 WHERE s.accepted AND s.submitted_at >= $since AND s.submitted_at < $until
-GROUP BY CASE WHEN x.lead_id IS NULL THEN 'without' ELSE 'with' END
-ORDER BY grp
+GROUP BY CASE WHEN x.lead_id IS NULL THEN 'not reached'
+              WHEN x.validated = 1 THEN 'with' ELSE 'without' END
 """,
 )
+
+_GROUP_MEANS = {
+    "with": "reached {service} and were validated",
+    "without": "reached {service} and were not validated (failed, error, skipped, outage)",
+}
 
 
 def enhancement_value(
     session, service: str = "Phone Validation", *, since=None, until=None
 ) -> pd.DataFrame:
-    """Is an enhancement worth it? Accepted leads with and without a successful
-    ``service`` call: delivery rate, cost, revenue, and the revenue the difference in
-    delivery rate is worth (``added_revenue``, on the "with" row).
+    """Is an enhancement worth it? Like for like: of the accepted leads that *reached*
+    the ``service`` step, those it validated (``with``) against those it did not
+    (``without``: it failed, erred, was skipped or was down). Per group: leads,
+    delivered, delivery rate, what the service cost, revenue, and the revenue the
+    difference in delivery rate is worth (``added_revenue``, on the "with" row).
 
-    Compares leads as they came; a difference can also come from which leads get the
-    enhancement, so read it beside the flow's routing rules."""
-    df = _run(
+    Leads that never reached the step (filtered or rejected before it) are not
+    compared: their count is in ``attrs["not_reached"]``, and ``compared`` says which
+    leads each row holds.
+
+    >>> v = enhancement_value(session, "Phone Validation")       # doctest: +SKIP
+    >>> v[["group", "leads", "delivery_rate", "added_revenue"]]  # doctest: +SKIP
+    """
+    raw = _run(
         session,
         "enhancement_value",
         {"service": service, **_window(since, until)},
@@ -297,28 +318,66 @@ def enhancement_value(
         basis=SUBMISSION_DATE,
         service=service,
     ).rename(columns={"grp": "group"})
+    not_reached = int(raw.loc[raw.group == "not reached", "leads"].sum())
+    df = (
+        raw[raw.group.isin(list(_GROUP_MEANS))]
+        .set_index("group")
+        .reindex(list(_GROUP_MEANS))
+        .reset_index()
+    )
+    df["leads"] = df.leads.fillna(0).astype("int64")
+    df["delivered"] = df.delivered.fillna(0).astype("int64")
+    df[["enhancement_cost", "revenue"]] = df[["enhancement_cost", "revenue"]].fillna(0.0)
+    df = df[df.leads > 0].reset_index(drop=True)
+    df["compared"] = [
+        f"accepted leads that {_GROUP_MEANS[g].format(service=service)}" for g in df.group
+    ]
     df["cost_per_lead"] = df.enhancement_cost / df.leads
     rates = df.set_index("group").delivery_rate
-    with_ = df.group == "with"
-    if with_.any() and "without" in rates.index:
+    uplift = float("nan")
+    if {"with", "without"} <= set(rates.index):
+        with_ = df.group == "with"
         per_delivery = df.loc[with_, "revenue"].iloc[0] / max(df.loc[with_, "delivered"].iloc[0], 1)
         uplift = rates["with"] - rates["without"]
         df["added_revenue"] = [
             uplift * n * per_delivery if g == "with" else 0.0
             for g, n in zip(df.group, df.leads, strict=True)
         ]
-        df.attrs["delivery_rate_uplift"] = uplift
     else:
         df["added_revenue"] = 0.0
+    df.attrs.update(
+        raw.attrs,
+        delivery_rate_uplift=uplift,
+        not_reached=not_reached,
+        leads_compared=int(df.leads.sum()),
+        compared=(
+            f"accepted leads that reached {service}: {int(df.leads.sum()):,} "
+            f"({', '.join(f'{g} {n:,}' for g, n in zip(df.group, df.leads, strict=True))}); "
+            f"{not_reached:,} accepted leads never reached it and are left out"
+        ),
+    )
     return df
 
 
 # --------------------------------------------------------------------------- business
 
 
+#: Revenue buyers took back, per lead: each return's ``revenue_adjustment`` (negative
+#: in the feedback event) as a positive amount. Joined to the lead summary by lead.
+RETURNS = """
+    SELECT lead_id,
+           SUM(-COALESCE(CAST(json_field(metadata, 'revenue_adjustment') AS DOUBLE), 0))
+               AS returned_revenue
+    FROM events
+    WHERE type = 'feedback.received' AND feedback_type = 'return'
+    GROUP BY lead_id"""
+_RETURNED_NOW = """SUM(CASE WHEN e.type = 'feedback.received' AND e.feedback_type = 'return'
+                THEN -COALESCE(CAST(json_field(e.metadata, 'revenue_adjustment') AS DOUBLE), 0)
+                ELSE 0 END)"""
+
 _q(
     "source_performance_submission",
-    """
+    f"""
 SELECT COALESCE(source, 'unknown') AS source,
        COUNT(CASE WHEN submitted THEN 1 END) AS submitted,
        COUNT(CASE WHEN accepted THEN 1 END) AS accepted,
@@ -330,8 +389,12 @@ SELECT COALESCE(source, 'unknown') AS source,
        SUM(lead_cost) AS lead_cost,
        SUM(enhancement_cost) AS enhancement_cost,
        SUM(revenue) AS revenue,
-       SUM(revenue) - SUM(total_cost) AS profit
+       SUM(COALESCE(r.returned_revenue, 0)) AS returned_revenue,
+       SUM(revenue) - SUM(COALESCE(r.returned_revenue, 0)) AS net_revenue,
+       SUM(revenue) - SUM(total_cost) AS profit,
+       SUM(revenue) - SUM(COALESCE(r.returned_revenue, 0)) - SUM(total_cost) AS net_profit
 FROM lead_summary
+LEFT JOIN ({RETURNS}) r ON r.lead_id = lead_summary.lead_id
 WHERE submitted_at >= $since AND submitted_at < $until
 GROUP BY COALESCE(source, 'unknown')
 ORDER BY profit DESC
@@ -339,7 +402,7 @@ ORDER BY profit DESC
 )
 _q(
     "source_performance_event",
-    """
+    f"""
 SELECT COALESCE(s.source, 'unknown') AS source,
        COUNT(CASE WHEN e.type = 'source.submitted' THEN 1 END) AS submitted,
        COUNT(CASE WHEN e.type = 'source.accepted' THEN 1 END) AS accepted,
@@ -352,8 +415,14 @@ SELECT COALESCE(s.source, 'unknown') AS source,
        SUM(CASE WHEN e.type LIKE 'enhancement.%' THEN COALESCE(e.cost, 0) ELSE 0 END) AS enhancement_cost,
        SUM(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success'
                 THEN COALESCE(e.revenue, 0) ELSE 0 END) AS revenue,
+       {_RETURNED_NOW} AS returned_revenue,
        SUM(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success'
-                THEN COALESCE(e.revenue, 0) ELSE 0 END) - SUM(COALESCE(e.cost, 0)) AS profit
+                THEN COALESCE(e.revenue, 0) ELSE 0 END) - {_RETURNED_NOW} AS net_revenue,
+       SUM(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success'
+                THEN COALESCE(e.revenue, 0) ELSE 0 END) - SUM(COALESCE(e.cost, 0)) AS profit,
+       SUM(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success'
+                THEN COALESCE(e.revenue, 0) ELSE 0 END) - {_RETURNED_NOW}
+           - SUM(COALESCE(e.cost, 0)) AS net_profit
 FROM events e
 LEFT JOIN lead_summary s ON s.lead_id = e.lead_id
 WHERE e.timestamp >= $since AND e.timestamp < $until
@@ -368,7 +437,8 @@ def source_performance(
 ) -> pd.DataFrame:
     """The guide's Source Performance: per source, leads submitted, acceptance rate,
     enhancement cost, delivery rate (delivered / accepted), revenue and profit
-    (revenue minus lead and enhancement costs).
+    (revenue minus lead and enhancement costs), and beside them what returns took back:
+    ``returned_revenue``, ``net_revenue`` (revenue less returns) and ``net_profit``.
 
     ``basis="submission"`` counts leads submitted in the window with everything that
     later happened to them; ``basis="event"`` counts what happened in the window."""
@@ -399,12 +469,16 @@ SELECT e.entity_name AS recipient,
            / NULLIF(COUNT(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success' THEN 1 END), 0)
            AS revenue_per_lead,
        MAX(f.conversions) AS conversions,
-       MAX(f.returns) AS returns
+       MAX(f.returns) AS returns,
+       MAX(f.returned_revenue) AS returned_revenue
 FROM events e
 LEFT JOIN (
     SELECT entity_name,
            COUNT(CASE WHEN feedback_type = 'conversion' THEN 1 END) AS conversions,
-           COUNT(CASE WHEN feedback_type = 'return' THEN 1 END) AS returns
+           COUNT(CASE WHEN feedback_type = 'return' THEN 1 END) AS returns,
+           SUM(CASE WHEN feedback_type = 'return'
+                    THEN -COALESCE(CAST(json_field(metadata, 'revenue_adjustment') AS DOUBLE), 0)
+                    ELSE 0 END) AS returned_revenue
     FROM events
     WHERE type = 'feedback.received' AND timestamp >= $since AND timestamp < $until
     GROUP BY entity_name
@@ -419,12 +493,15 @@ ORDER BY acceptance_rate
 def buyer_behaviour(session, *, since=None, until=None) -> pd.DataFrame:
     """The guide's Buyer Behavior: per buyer, attempts, acceptance rate, average
     response time, revenue per accepted lead, and feedback quality (conversions and
-    returns per accepted lead)."""
+    returns per accepted lead; ``returned_revenue`` the buyer took back with its returns
+    in the window, ``net_revenue`` the revenue less that)."""
     df = _run(
         session, "buyer_behaviour", _window(since, until), title="Buyer behaviour", basis=EVENT_DATE
     )
     for col in ("conversions", "returns"):
         df[col] = df[col].fillna(0).astype("int64")  # buyers with no feedback yet
+    df["returned_revenue"] = df.returned_revenue.fillna(0.0)
+    df["net_revenue"] = df.revenue - df.returned_revenue
     df["conversion_rate"] = df.conversions / df.accepted.where(df.accepted > 0)
     df["return_rate"] = df.returns / df.accepted.where(df.accepted > 0)
     return df
@@ -434,36 +511,33 @@ _q(
     "recipient_hours",
     """
 SELECT entity_name AS recipient,
-       epoch_bucket(timestamp, $hour_ms) AS hour_utc,
+       local_hour(timestamp, $tz) AS hour,
        COUNT(CASE WHEN type = 'recipient.delivered' AND outcome = 'success' THEN 1 END) AS accepted,
        COUNT(CASE WHEN type IN ('recipient.delivered', 'recipient.failed') THEN 1 END) AS decided
 FROM events
 WHERE type IN ('recipient.delivered', 'recipient.failed')
   AND timestamp >= $since AND timestamp < $until
-GROUP BY entity_name, epoch_bucket(timestamp, $hour_ms)
+GROUP BY entity_name, local_hour(timestamp, $tz)
 """,
 )
-
-
-def _local_hours(df: pd.DataFrame, tz: str, column: str = "hour_utc") -> pd.Series:
-    stamps = _bucket_times(df[column], _HOUR_MS)
-    return stamps.dt.tz_convert(_tz(tz)).dt.hour
 
 
 def buyer_acceptance_by_hour(session, *, tz: str = "UTC", since=None, until=None) -> pd.DataFrame:
     """Each buyer's acceptance rate by hour of day in time zone ``tz``.
 
-    Counts are grouped by UTC hour in SQL and mapped to local hours here, so days
-    that change their UTC offset are placed correctly."""
+    Each decision counts in its own local hour (the SQL converts every timestamp), so
+    zones half an hour from UTC (Asia/Kolkata) and days that change their offset (a
+    daylight-saving change) come out right."""
     raw = _run(
         session,
         "recipient_hours",
-        {**_window(since, until), "hour_ms": _HOUR_MS},
+        {**_window(since, until), "tz": _tz_name(tz)},
         title="",
         basis=EVENT_DATE,
     )
-    raw["hour"] = _local_hours(raw, tz)
-    df = raw.groupby(["recipient", "hour"], as_index=False)[["accepted", "decided"]].sum()
+    df = raw[["recipient", "hour", "accepted", "decided"]].sort_values(
+        ["recipient", "hour"], ignore_index=True
+    )
     df["acceptance_rate"] = df.accepted / df.decided
     df.attrs.update(raw.attrs, title=f"Buyer acceptance by hour ({tz})", tz=tz)
     return df
@@ -569,13 +643,13 @@ def lead_paths(session, *, since=None, until=None) -> pd.DataFrame:
 _q(
     "events_by_hour",
     """
-SELECT epoch_bucket(timestamp, $hour_ms) AS hour_utc,
+SELECT local_hour(timestamp, $tz) AS hour,
        type,
        COUNT(*) AS events,
        COUNT(CASE WHEN outcome IN ('failure', 'error') THEN 1 END) AS failures
 FROM events
 WHERE type LIKE $types AND timestamp >= $since AND timestamp < $until
-GROUP BY epoch_bucket(timestamp, $hour_ms), type
+GROUP BY local_hour(timestamp, $tz), type
 """,
 )
 
@@ -583,16 +657,18 @@ GROUP BY epoch_bucket(timestamp, $hour_ms), type
 def events_by_hour(
     session, types: str = "%", *, tz: str = "UTC", since=None, until=None
 ) -> pd.DataFrame:
-    """Time-based patterns: events and failures by hour of day in ``tz`` per type."""
+    """Time-based patterns: events and failures by hour of day in ``tz`` per type
+    (each event in its own local hour)."""
     raw = _run(
         session,
         "events_by_hour",
-        {"types": types, "hour_ms": _HOUR_MS, **_window(since, until)},
+        {"types": types, "tz": _tz_name(tz), **_window(since, until)},
         title="",
         basis=EVENT_DATE,
     )
-    raw["hour"] = _local_hours(raw, tz)
-    df = raw.groupby(["type", "hour"], as_index=False)[["events", "failures"]].sum()
+    df = raw[["type", "hour", "events", "failures"]].sort_values(
+        ["type", "hour"], ignore_index=True
+    )
     df["failure_rate"] = df.failures / df.events
     df.attrs.update(raw.attrs, title=f"Events by hour of day ({tz})", tz=tz)
     return df
@@ -603,12 +679,12 @@ _q(
     """
 SELECT entity_name AS filter,
        COALESCE(rejection_reason, '') AS rejection_reason,
-       epoch_bucket(timestamp, $hour_ms) AS hour_utc,
+       local_hour(timestamp, $tz) AS hour,
        COUNT(CASE WHEN type = 'filter.failed' THEN 1 END) AS failed,
        COUNT(*) AS evaluated
 FROM events
 WHERE type IN ('filter.passed', 'filter.failed') AND timestamp >= $since AND timestamp < $until
-GROUP BY entity_name, COALESCE(rejection_reason, ''), epoch_bucket(timestamp, $hour_ms)
+GROUP BY entity_name, COALESCE(rejection_reason, ''), local_hour(timestamp, $tz)
 """,
 )
 
@@ -629,11 +705,10 @@ def business_hours_check(
     raw = _run(
         session,
         "filter_hours",
-        {**_window(since, until), "hour_ms": _HOUR_MS},
+        {**_window(since, until), "tz": _tz_name(tz)},
         title="",
         basis=EVENT_DATE,
     )
-    raw["hour"] = _local_hours(raw, tz)
     df = raw.groupby(["filter", "hour"], as_index=False)[["failed", "evaluated"]].sum()
     df["failure_rate"] = df.failed / df.evaluated
     df["business_hours"] = df.hour.between(open_hour, close_hour - 1)
@@ -663,7 +738,8 @@ SELECT entity_name,
        MAX(http_status) AS max_http_status,
        AVG(duration_ms) AS avg_duration
 FROM events
-WHERE outcome = 'error' AND timestamp >= $since AND timestamp < $until
+WHERE (type = 'enhancement.failure' OR (outcome = 'error' AND type <> 'retry.attempted'))
+  AND timestamp >= $since AND timestamp < $until
 GROUP BY entity_name, type, COALESCE(error_type, 'unknown')
 ORDER BY errors DESC
 """,
@@ -671,10 +747,22 @@ ORDER BY errors DESC
 
 
 def errors_by_type(session, *, since=None, until=None) -> pd.DataFrame:
-    """Intermittent failures: technical errors (recipient.error, enhancement.error, ...)
-    per service or buyer and error type, with HTTP status range and duration."""
+    """Intermittent failures: errors (recipient.error, enhancement.error, ...) and
+    enhancement failures (a provider that answers ``provider_unavailable``, ``no_match``)
+    per service or buyer and error type, with HTTP status range and duration.
+
+    Each failed call counts once: the ``retry.attempted`` event that precedes a retry
+    is not an error of its own (its outcome is the retry's, already counted by the
+    event the retry produced; see :func:`retry_effectiveness`).
+
+    >>> errors_by_type(session).head(3)                        # doctest: +SKIP
+    """
     return _run(
-        session, "errors_by_type", _window(since, until), title="Technical errors", basis=EVENT_DATE
+        session,
+        "errors_by_type",
+        _window(since, until),
+        title="Errors and enhancement failures",
+        basis=EVENT_DATE,
     )
 
 

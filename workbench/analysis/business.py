@@ -3,7 +3,7 @@ leads behind each drop-off of the funnel. Queries as in ``analytics`` (registere
 ``analytics.QUERIES``, the DuckDB/Spark subset), counted by submission date.
 
 >>> kpis(session).kpi.tolist()                                       # doctest: +SKIP
-['leads', 'acceptance_rate', 'delivery_rate', 'revenue', 'costs', 'profit']
+['leads', 'acceptance_rate', 'delivery_rate', 'revenue', 'returned_revenue', 'net_revenue', 'costs', 'profit']
 """
 
 from __future__ import annotations
@@ -11,20 +11,22 @@ from __future__ import annotations
 import pandas as pd
 
 from . import portable as _portable
-from .analytics import QUERIES, SUBMISSION_DATE, _q, _window
+from .analytics import QUERIES, RETURNS, SUBMISSION_DATE, _q, _window
 
-__all__ = ["kpis", "KPIS", "dropoff_leads", "DROPOFFS"]
+__all__ = ["kpis", "KPIS", "LOWER_IS_BETTER", "dropoff_leads", "DROPOFFS"]
 
 
 _q(
     "kpis",
-    """
+    f"""
 SELECT COUNT(*) AS leads,
        COUNT(CASE WHEN accepted THEN 1 END) AS accepted,
        COUNT(CASE WHEN delivered THEN 1 END) AS delivered,
        SUM(revenue) AS revenue,
+       SUM(COALESCE(r.returned_revenue, 0)) AS returned_revenue,
        SUM(total_cost) AS costs
 FROM lead_summary
+LEFT JOIN ({RETURNS}) r ON r.lead_id = lead_summary.lead_id
 WHERE submitted_at >= $since AND submitted_at < $until
 """,
 )
@@ -47,15 +49,20 @@ KPIS = {
     "acceptance_rate": ("Acceptance rate", "rate"),
     "delivery_rate": ("Delivery rate", "rate"),
     "revenue": ("Revenue", "money"),
+    "returned_revenue": ("Returned revenue", "money"),
+    "net_revenue": ("Net revenue", "money"),
     "costs": ("Costs", "money"),
     "profit": ("Profit", "money"),
 }
+#: Key figures where less is better (a fall is shown as good news).
+LOWER_IS_BETTER = frozenset({"costs", "returned_revenue"})
 
 
 def kpis(session, *, since=None, until=None, sources=(), buyers=()) -> pd.DataFrame:
     """The business at a glance, by submission date: leads, acceptance rate (accepted /
-    submitted), delivery rate (delivered / accepted), revenue, costs and profit in the
-    window, beside the same figures for the window of the same length just before it;
+    submitted), delivery rate (delivered / accepted), revenue, returned revenue (what
+    buyers took back when they returned leads, however late), net revenue (revenue less
+    returns), costs and profit (the guide's: revenue less costs) in the window, beside the same figures for the window of the same length just before it;
     ``sources`` and ``buyers`` narrow it to leads from those sources or delivered to
     those buyers.
 
@@ -81,15 +88,17 @@ def kpis(session, *, since=None, until=None, sources=(), buyers=()) -> pd.DataFr
         q, p = _narrow(sql, params, "source", sources, "src")
         q, p = _narrow(q, p, "recipient", buyers, "buyer")
         r = session.sql(_portable.render(q), p).iloc[0]
-        leads, accepted, delivered, revenue, costs = (
+        leads, accepted, delivered, revenue, returned, costs = (
             0.0 if pd.isna(r[c]) else float(r[c])
-            for c in ("leads", "accepted", "delivered", "revenue", "costs")
+            for c in ("leads", "accepted", "delivered", "revenue", "returned_revenue", "costs")
         )
         return {
             "leads": leads,
             "acceptance_rate": accepted / leads if leads else float("nan"),
             "delivery_rate": delivered / accepted if accepted else float("nan"),
             "revenue": revenue,
+            "returned_revenue": returned,
+            "net_revenue": revenue - returned,
             "costs": costs,
             "profit": revenue - costs,
         }

@@ -172,6 +172,49 @@ _FIXES = [
 ]
 
 
+#: What an enhancement answers when it is down or cannot be reached: an outage. Any
+#: other failure (``no_match``, ``unverifiable``, ``certificate_not_found``) is the
+#: service's answer about the lead's data, not an outage.
+OUTAGE_ERRORS = frozenset(
+    {
+        "provider_unavailable",
+        "timeout",
+        "circuit_open",
+        "connection_refused",
+        "http_5xx",
+        "rate_limited",
+        "service_unavailable",
+        "quota_exceeded",
+    }
+)
+
+
+def _service_error(row) -> str:
+    meta = metadata_of(row)
+    return str(
+        row.get("error_type")
+        or meta.get("error_type")
+        or ("error" if row["type"] == "enhancement.error" else "failure")
+    )
+
+
+def _is_outage(row) -> bool:
+    """An enhancement error, or a failure that says the service was unavailable."""
+    return row["type"] == "enhancement.error" or _service_error(row) in OUTAGE_ERRORS
+
+
+def _service_fix(svc: str, row, then: str = "") -> str:
+    """What to do about an enhancement that did not append its data."""
+    if _is_outage(row):
+        return f"Restore {svc} (check its status, timeouts and circuit breaker)" + (
+            f"; {then}" if then else ""
+        )
+    return (
+        f"{svc} answered {_service_error(row)}: it was up, but the lead's data did not "
+        "verify. Check the values the source sent (not an outage)"
+    )
+
+
 def _fix_for(reason: str | None, default_tag: str, default_fix: str) -> tuple[str, str]:
     text = (reason or "").lower()
     for word, tag, fix in _FIXES:
@@ -258,7 +301,7 @@ def _filtered(lead_id, tl, types):
             f"Filtered by {flt} ({reason}) because {svc} failed earlier "
             f"({err_row.get('error_type') or err_row['type']}) and did not append what the rule needed"
         )
-        fix = f"Restore {svc} (check its status, timeouts and circuit breaker); the filter then sees the data"
+        fix = _service_fix(svc, err_row, "the filter then sees the data")
         ev = hit | (tl.seq == err_row["seq"])
         return Diagnosis(
             lead_id,
@@ -462,7 +505,7 @@ def _root_of_buyer_rejection(lead_id, tl, row, buyer, reason):
                 lead_id,
                 "missing_data",
                 verdict,
-                f"Restore {svc} (check its status and timeouts); {buyer} then gets verified data",
+                _service_fix(svc, bad, f"{buyer} then gets verified data"),
                 f"enhancement:{svc}",
                 svc,
                 evidence(tl, tl.seq.isin([bad["seq"], row["seq"]])),
@@ -501,7 +544,11 @@ def _missing_data(lead_id, tl, types):
     kind = (
         "timed out"
         if "timeout" in str(err)
-        else ("errored" if r["type"] == "enhancement.error" else "failed")
+        else (
+            "errored"
+            if r["type"] == "enhancement.error"
+            else ("failed" if _is_outage(r) else "answered")
+        )
     )
     missing = meta.get("fields_expected") or []
     verdict = f"{svc} {kind} ({err})"
@@ -517,7 +564,7 @@ def _missing_data(lead_id, tl, types):
     fix = (
         f"{svc} is down or slow: check the service's status and timeouts"
         if r["type"] == "enhancement.error"
-        else f"Check {svc}'s error message and the request it got"
+        else _service_fix(svc, r)
     )
     return Diagnosis(
         lead_id,
@@ -553,6 +600,94 @@ def _data_wrong(lead_id, tl, types):
         first.step_name,
         evidence(tl, tl.seq.isin(suspicious.seq)),
         {"changes": suspicious.drop(columns=["unexpected"]).to_dict("records")},
+    )
+
+
+# return reason keywords -> (cause tag, suggested fix); first match wins
+_RETURN_FIXES = [
+    (
+        "request",
+        "consent",
+        "Check the source's consent capture (TrustedForm certificate, opt-in wording): "
+        "the consumer did not ask to be contacted",
+    ),
+    ("consent", "consent", "Check the source's consent capture (TrustedForm, opt-in wording)"),
+    (
+        "duplicate",
+        "duplicate",
+        "Ask the source to de-duplicate before posting (and check the duplicate window)",
+    ),
+    (
+        "number",
+        "contact_quality",
+        "Validate contact data before delivery (Phone Validation, Email Verification) "
+        "and review the source's contact quality",
+    ),
+    (
+        "contact",
+        "contact_quality",
+        "Validate contact data before delivery (Phone Validation, Email Verification) "
+        "and review the source's contact quality",
+    ),
+]
+
+
+def _returned(lead_id, tl, types):
+    """A lead the buyer returned (feedback days later): delivered, then reversed."""
+    fb = tl[types == "feedback.received"]
+    rows = [
+        r
+        for _, r in fb.iterrows()
+        if (r.get("feedback_type") or metadata_of(r).get("feedback_type")) == "return"
+    ]
+    if not rows:
+        return None
+    row = rows[-1]
+    meta = metadata_of(row)
+    buyer = meta.get("recipient") or row.get("entity_name") or "the buyer"
+    reason = meta.get("reason") or meta.get("status") or "no reason given"
+    adjustment = meta.get("revenue_adjustment")
+    delivered = tl[(types == "recipient.delivered") & (tl.outcome == "success")]
+    gap = ""
+    if len(delivered):
+        days = (row.timestamp - delivered.iloc[-1].timestamp).total_seconds() / 86400
+        gap = (
+            f" {days:.1f} days after delivery"
+            if days >= 1
+            else f" {days * 24:.1f} h after delivery"
+        )
+    verdict = f"{buyer} returned the lead{gap}: {reason}"
+    reversed_ = None
+    if isinstance(adjustment, int | float) and not isinstance(adjustment, bool) and adjustment:
+        reversed_ = -float(adjustment)
+        verdict += f"; ${abs(float(adjustment)):,.2f} of revenue reversed"
+    text = str(reason).lower()
+    tag, fix = next(
+        ((t, f) for w, t, f in _RETURN_FIXES if w in text),
+        ("return", f"Review {buyer}'s returns with the source that sent the lead"),
+    )
+    if tag == "contact_quality":
+        for svc, bad in _unrecovered_enhancements(tl):
+            if any(w in svc.lower() for w in ("phone", "email")):
+                verdict += (
+                    f"; {svc} {'was down' if _is_outage(bad) else 'did not verify it'} "
+                    f"({_service_error(bad)}) before delivery"
+                )
+                break
+    return Diagnosis(
+        lead_id,
+        "data_wrong",
+        verdict,
+        fix,
+        f"returned:{tag}",
+        buyer,
+        evidence(tl, (types == "feedback.received") | (types == "recipient.delivered")),
+        {
+            "buyer": buyer,
+            "reason": reason,
+            "revenue_reversed": reversed_,
+            "kind": "return",
+        },
     )
 
 
@@ -601,4 +736,4 @@ def _went_fine(lead_id, tl, types):
     )
 
 
-_CHECKS = (_source_rejected, _filtered, _buyer_outcome, _data_wrong, _missing_data)
+_CHECKS = (_source_rejected, _filtered, _buyer_outcome, _data_wrong, _returned, _missing_data)

@@ -57,7 +57,7 @@ def _kpi_html(row) -> str:
     else:
         shown = f"{value:,.0f}"
         delta = "" if math.isnan(change) else f"{change:+.1%}"
-    better = change > 0 if row["kpi"] != "costs" else change < 0
+    better = change < 0 if row["kpi"] in business.LOWER_IS_BETTER else change > 0
     cls = "" if not delta else ("up" if better else "down")
     tail = f"<span class='{cls}'>{delta}</span> vs before" if delta else "no earlier period"
     return f"<div class='wb-kpi'>{html.escape(row['label'])}<b>{shown}</b>{tail}</div>"
