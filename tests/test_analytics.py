@@ -153,11 +153,12 @@ def test_source_performance(flow):
 
 def test_enhancement_value_compares_delivery_with_and_without(flow):
     v = analytics.enhancement_value(flow, "Phone Validation").set_index("group")
-    # with: a1 a2 a3 (delivered) a4 (buyer rejected) b2 (filtered) -> 3/5; without: b3 -> 1/1
+    # with: a1 a2 a3 (delivered) a4 (buyer rejected) b2 (filtered) -> 3/5; b3 never
+    # reached the step, so it is no "without" lead: nothing to compare with
     assert v.loc["with", "leads"] == 5 and v.loc["with", "delivery_rate"] == pytest.approx(0.6)
-    assert v.loc["without", "delivery_rate"] == 1.0
+    assert "without" not in v.index and v.attrs["not_reached"] == 1
     assert v.loc["with", "cost_per_lead"] == pytest.approx(0.5)
-    assert v.attrs["delivery_rate_uplift"] == pytest.approx(-0.4)
+    assert pd.isna(v.attrs["delivery_rate_uplift"]) and v.loc["with", "added_revenue"] == 0
     assert v.attrs["date_basis"] == "submission date"
 
 

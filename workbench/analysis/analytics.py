@@ -738,7 +738,8 @@ SELECT entity_name,
        MAX(http_status) AS max_http_status,
        AVG(duration_ms) AS avg_duration
 FROM events
-WHERE (type = 'enhancement.failure' OR (outcome = 'error' AND type <> 'retry.attempted'))
+WHERE (type = 'enhancement.failure'
+       OR (outcome = 'error' AND type NOT IN ('retry.attempted', 'flow.completed')))
   AND timestamp >= $since AND timestamp < $until
 GROUP BY entity_name, type, COALESCE(error_type, 'unknown')
 ORDER BY errors DESC
@@ -753,7 +754,8 @@ def errors_by_type(session, *, since=None, until=None) -> pd.DataFrame:
 
     Each failed call counts once: the ``retry.attempted`` event that precedes a retry
     is not an error of its own (its outcome is the retry's, already counted by the
-    event the retry produced; see :func:`retry_effectiveness`).
+    event the retry produced; see :func:`retry_effectiveness`), nor is a flow that
+    completed in error because of one.
 
     >>> errors_by_type(session).head(3)                        # doctest: +SKIP
     """
