@@ -237,7 +237,20 @@ def test_dashboard_kpis_match_the_summary(session):
         [since, until],
     )
     kpis = board.kpis
-    assert set(kpis) == {"leads", "acceptance_rate", "delivery_rate", "revenue", "costs", "profit"}
+    assert set(kpis) == {
+        "leads",
+        "acceptance_rate",
+        "delivery_rate",
+        "revenue",
+        "returned_revenue",
+        "net_revenue",
+        "costs",
+        "profit",
+    }
+    assert kpis["net_revenue"]["value"] == pytest.approx(
+        kpis["revenue"]["value"] - kpis["returned_revenue"]["value"]
+    )
+    assert "Returned revenue" in board.tiles.value
     assert kpis["leads"]["value"] == leads.n[0]
     assert kpis["acceptance_rate"]["value"] == pytest.approx(leads.acc[0] / leads.n[0])
     assert kpis["profit"]["value"] == pytest.approx(

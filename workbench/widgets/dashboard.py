@@ -31,8 +31,10 @@ _SOURCE_COLUMNS = (
     "acceptance_rate",
     "delivery_rate",
     "revenue",
+    "returned_revenue",
     "enhancement_cost",
     "profit",
+    "net_profit",
 )
 _BUYER_COLUMNS = (
     "recipient",
@@ -43,6 +45,7 @@ _BUYER_COLUMNS = (
     "revenue_per_lead",
     "conversions",
     "returns",
+    "returned_revenue",
 )
 
 
