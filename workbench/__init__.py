@@ -12,6 +12,7 @@ from .analysis import alerts as alerts
 from .analysis import analytics as analytics
 from .analysis import investigate as investigate
 from .catalog import FieldType, event_types, field_type, register_event_type, register_field
+from .display import style
 from .importer import ImportInputError, ImportReport, import_events
 from .sim import FlowError, IncidentError, RunReport, incident, load_flow, simulate
 from .store import (
@@ -59,4 +60,5 @@ __all__ = [
     "register_event_type",
     "register_field",
     "simulate",
+    "style",
 ]

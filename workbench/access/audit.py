@@ -42,7 +42,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import catalog
+from .. import catalog, display
 from ..errors import WorkbenchError
 from ..timeutil import utc_iso
 from .masking import mask_document, mask_text
@@ -146,6 +146,13 @@ class AuditVerifyReport:
             return "\n".join([text, *self.notes])
         where = f" at audit record {self.first_bad_id}" if self.first_bad_id is not None else ""
         return f"TAMPERED{where}: {self.problem}"
+
+    def _repr_html_(self) -> str:
+        if self.ok:
+            rows = [("records", f"{self.records:,}"), ("head", self.head or "-")]
+            return display.card("Audit trail intact", rows, status="ok", notes=self.notes)
+        rows = [("first bad record", self.first_bad_id), ("problem", self.problem)]
+        return display.card("Audit trail TAMPERED", rows, status="bad")
 
 
 def _valid_text(text: str) -> str:

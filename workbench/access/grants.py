@@ -16,6 +16,8 @@ import unicodedata
 import weakref
 from dataclasses import dataclass, field
 
+from .. import display
+
 __all__ = ["Grant", "visible_text", "purpose_problem", "escape_controls"]
 
 
@@ -56,6 +58,19 @@ class Grant:
         s = self._session() if self._session is not None else None
         if s is not None:
             s._revoke(self)
+
+    def _repr_html_(self) -> str:
+        state = "active" if self.active else "ended"
+        return display.card(
+            f"Raw PII for {self.user} ({self.role}): {state}",
+            [
+                ("purpose", self.purpose),
+                ("from", f"{self.granted_at:%Y-%m-%d %H:%M:%S} UTC"),
+                ("until", f"{self.expires_at:%Y-%m-%d %H:%M:%S} UTC ({self.minutes:g} min)"),
+            ],
+            status="warn" if self.active else "info",
+            notes=["every read while it is active is on the audit trail as a raw read"],
+        )
 
     def __enter__(self) -> Grant:
         return self

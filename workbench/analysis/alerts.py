@@ -20,11 +20,13 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from .. import display
 from ..timeutil import as_utc as _as_utc
 
 __all__ = [
     "Rule",
     "Alert",
+    "AlertList",
     "DEFAULT_RULES",
     "SEVERITIES",
     "evaluate",
@@ -358,6 +360,34 @@ class Alert:
             f"{self.started:%Y-%m-%d %H:%M} and {self.ended:%Y-%m-%d %H:%M} UTC"
         )
 
+    def _repr_html_(self) -> str:
+        ev = self.evidence.head(5)
+        table = (
+            display.table(
+                [str(c).replace("_", " ") for c in ev.columns],
+                ev.itertuples(index=False),
+                caption=f"evidence: {self.rule.include}",
+            )
+            if len(ev)
+            else ""
+        )
+        status = {"critical": "bad", "high": "warn"}.get(self.severity, "info")
+        return display.card(
+            f"{self.severity.upper()} · {self.rule.description.replace('a step', self.subject)}",
+            [
+                ("subject", self.subject),
+                ("when", f"{self.started:%Y-%m-%d %H:%M} to {self.ended:%Y-%m-%d %H:%M} UTC"),
+                (
+                    "peak",
+                    f"{shown(self.rule, self.peak)} (threshold {shown(self.rule, self.rule.threshold)})",
+                ),
+                ("team", self.rule.team),
+            ],
+            status=status,
+            notes=[f"→ {a}" for a in self.actions],
+            extra_html=table,
+        )
+
     def __str__(self) -> str:
         lines = [self.message, *(f"  -> {a}" for a in self.actions)]
         if len(self.evidence):
@@ -368,9 +398,52 @@ class Alert:
         return "\n".join(lines)
 
 
+class AlertList(list):
+    """A list of :class:`Alert` that shows as a table in a notebook and as one message
+    per alert in a terminal."""
+
+    def __str__(self) -> str:
+        return "\n\n".join(str(a) for a in self) if self else "no alert fired"
+
+    def _repr_html_(self) -> str:
+        if not self:
+            return display.card("No alert fired", status="ok")
+        rows = [
+            (
+                a.severity,
+                a.rule.name.replace("_", " "),
+                a.subject,
+                f"{a.started:%Y-%m-%d %H:%M}",
+                f"{a.ended:%Y-%m-%d %H:%M}",
+                shown(a.rule, a.peak),
+                shown(a.rule, a.rule.threshold),
+                a.actions[0] if a.actions else "",
+            )
+            for a in self
+        ]
+        worst = min(SEVERITIES.index(a.severity) for a in self)
+        return display.card(
+            f"{len(self)} alert{'s' * (len(self) != 1)} fired",
+            status=["bad", "warn", "info"][worst],
+            extra_html=display.table(
+                [
+                    "severity",
+                    "rule",
+                    "subject",
+                    "from (UTC)",
+                    "to",
+                    "peak",
+                    "threshold",
+                    "first action",
+                ],
+                rows,
+            ),
+        )
+
+
 def alerts(
     session, rules=DEFAULT_RULES, *, since=None, until=None, evidence: bool = True
-) -> list[Alert]:
+) -> AlertList:
     """Alert episodes: consecutive firing windows of a rule and subject merged, with
     the guide's automated responses as recommended actions and their evidence."""
     windows = evaluate(session, rules, since=since, until=until)
@@ -389,20 +462,21 @@ def alerts(
             ev = _evidence(session, rule, subject, start, end) if evidence else pd.DataFrame()
             actions = tuple(a.format(subject=subject) for a in rule.actions)
             out.append(Alert(rule, str(subject), start, end, float(peak), len(ep), actions, ev))
-    return sorted(out, key=lambda a: (a.started, a.rule.name, a.subject))
+    return AlertList(sorted(out, key=lambda a: (a.started, a.rule.name, a.subject)))
 
 
-def check_latest(session, rules=DEFAULT_RULES, *, now=None) -> list[Alert]:
+def check_latest(session, rules=DEFAULT_RULES, *, now=None) -> AlertList:
     """Real-time check: the rules over the window ending ``now`` (default: the latest event)."""
     if now is None:
         hi = session.sql("SELECT max(timestamp) AS hi FROM events").hi.iloc[0]
         if pd.isna(hi):
-            return []
+            return AlertList()
         now = hi.to_pydatetime() + dt.timedelta(milliseconds=1)
     now = _utc(now, "now")
     longest = max(r.window for r in rules)
     end = pd.Timestamp(now).ceil("15min")
-    return [a for a in alerts(session, rules, since=end - longest, until=end) if a.ended >= end]
+    fired = alerts(session, rules, since=end - longest, until=end)
+    return AlertList(a for a in fired if a.ended >= end)
 
 
 def evidence_filters(alert: Alert) -> dict:

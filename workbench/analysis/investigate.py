@@ -17,12 +17,12 @@ Everything reads through a Session, so what a masked role sees here is masked.
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from .. import display
 from .bubbleup import bubbleup
 from .lead import (
     LeadNotFoundError,
@@ -99,25 +99,32 @@ class Diagnosis:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        color = "#2E7D32" if self.ok else "#C62828"
-        rows = "".join(
-            f"<tr><td>{r.seq}</td><td>{html.escape(str(r.timestamp))}</td><td>{html.escape(r.type)}</td>"
-            f"<td>{html.escape(str(r.step_name))}</td><td>{html.escape(str(r.outcome))}</td></tr>"
-            for r in self.evidence.itertuples()
-        )
+        ev = self.evidence
         table = (
-            "<table><tr><th>seq</th><th>timestamp</th><th>type</th><th>step</th><th>outcome</th></tr>"
-            f"{rows}</table>"
-            if rows
+            display.table(
+                ["seq", "time (UTC)", "event", "step", "outcome"],
+                [
+                    (
+                        r.seq,
+                        f"{pd.Timestamp(r.timestamp):%Y-%m-%d %H:%M:%S}",
+                        r.type,
+                        r.step_name,
+                        r.outcome,
+                    )
+                    for r in ev.itertuples()
+                ],
+                caption="evidence",
+            )
+            if len(ev)
             else ""
         )
-        return (
-            f"<div><b>{html.escape(self.lead_id)}</b> · <i>{html.escape(self.question)}</i>"
-            f"<p style='color:{color};font-size:1.1em'>{html.escape(self.verdict)}</p>"
-            + (f"<p><b>Fix:</b> {html.escape(self.fix)}</p>" if self.fix else "")
-            + "".join(f"<p><b>Also:</b> {html.escape(a)}</p>" for a in self.also)
-            + table
-            + "</div>"
+        return display.card(
+            self.verdict,
+            [("lead", self.lead_id), ("question", self.question)]
+            + ([("fix", self.fix)] if self.fix else []),
+            status="ok" if self.ok else "bad",
+            notes=[f"also: {a}" for a in self.also],
+            extra_html=table,
         )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from .. import display
 from ..store import IngestReport
 
 
@@ -150,6 +151,54 @@ class ImportReport:
             )
         lines.append(str(self.ingest))
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return _report_html(self)
+
+
+def _report_html(r: ImportReport) -> str:
+    shapes = {"api": "events API", "dotted": "dotted events", "unknown": "unreadable"}
+    ing = r.ingest
+    rows = [
+        ("files", ", ".join(f"{f.name} ({f.objects:,})" for f in r.files)),
+        (
+            "objects read",
+            f"{r.objects:,}" + (f" ({r.repeats:,} repeats taken once)" if r.repeats else ""),
+        ),
+        ("events to the store", f"{r.events_sent:,}"),
+        (
+            "stored",
+            f"{ing.stored:,} stored · {ing.duplicates:,} duplicates · {ing.quarantined:,} quarantined",
+        ),
+        ("could not classify", f"{len(r.unclassified):,} (quarantined with the reason)"),
+        ("unreadable", f"{len(r.unreadable):,} (quarantined with the raw text)"),
+    ]
+    if r.derived:
+        rows.append(("derived events", ", ".join(f"{t} {n:,}" for t, n in r.derived)))
+    if r.metadata_only:
+        rows.append(
+            ("kept in metadata only", ", ".join(f"{k} ({n:,})" for k, n in r.metadata_only))
+        )
+    if r.null_required:
+        rows.append(
+            ("required, not in the export", ", ".join(f"{k} ({n:,})" for k, n in r.null_required))
+        )
+    problems = [*r.unclassified[:5], *r.unreadable[:5]]
+    mapping = display.table(
+        ["source label", "workbench event", "objects"],
+        [(a, b, n) for a, b, n in r.mapped],
+        caption="how the export was mapped",
+    )
+    kinds = ", ".join(shapes.get(f, f) for f in r.formats)
+    bad = ing.quarantined or r.unclassified or r.unreadable
+    return display.card(
+        f"Import of {r.source}",
+        rows,
+        status="warn" if bad else "ok",
+        subtitle=kinds,
+        notes=[*(f"note: {n}" for n in r.notices), *(f"problem: {p}" for p in problems)],
+        extra_html=mapping,
+    )
 
 
 def _wrap(parts: list[str], width: int = 96, indent: str = "    ") -> str:

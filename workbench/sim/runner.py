@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from .. import display
 from ..store.schema import INPUT_FIELDS, arrow_type
 from ..timeutil import as_utc as _as_utc
 from . import stages
@@ -92,6 +93,40 @@ class RunReport:
                 f"{inc.starts_at:%m-%d %H:%M}..{inc.ends_at:%m-%d %H:%M}, {n:,} leads"
             )
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = [
+            ("period", f"{self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M} UTC"),
+            ("leads", f"{self.leads:,}"),
+            ("events", f"{self.events:,} ({self.events_per_second:,.0f}/s, {self.seconds:.1f} s)"),
+        ]
+        if self.stored is not None:
+            rows.append(
+                (
+                    "stored",
+                    f"{self.stored:,} · {self.duplicates:,} duplicates · "
+                    f"{self.quarantined:,} quarantined",
+                )
+            )
+        incidents = display.table(
+            ["incident", "on", "from (UTC)", "to", "leads hit"],
+            [
+                (
+                    i.name,
+                    i.entity or "flow",
+                    f"{i.starts_at:%m-%d %H:%M}",
+                    f"{i.ends_at:%m-%d %H:%M}",
+                    len(self.incident_leads.get(i.incident_id, ())),
+                )
+                for i in self.incidents
+            ],
+        )
+        return display.card(
+            f"Simulation {self.run_id} of {self.flow_id} (seed {self.seed})",
+            rows,
+            status="warn" if self.quarantined else "ok",
+            extra_html=incidents if self.incidents else "",
+        )
 
 
 def _utc(value, what: str) -> dt.datetime:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from .. import display
 from .schema import DERIVED_COLUMNS, RECORD_COLUMNS
 
 __all__ = ["chain", "seal", "GENESIS", "GENESIS_SEAL", "VerifyReport"]
@@ -154,6 +155,24 @@ class VerifyReport:
         where = f" at seq {self.first_bad_seq}" if self.first_bad_seq is not None else ""
         who = f" (event {self.first_bad_event_id})" if self.first_bad_event_id else ""
         return f"TAMPERED{where}{who}: {self.problem}"
+
+    def _repr_html_(self) -> str:
+        if self.ok:
+            return display.card(
+                "Verified: nothing changed",
+                [("events checked", f"{self.events_checked:,}"), ("head", self.head_hash or "-")],
+                status="ok",
+                notes=self.notes,
+            )
+        return display.card(
+            "TAMPERED",
+            [
+                ("first bad seq", self.first_bad_seq),
+                ("event", self.first_bad_event_id),
+                ("problem", self.problem),
+            ],
+            status="bad",
+        )
 
 
 # --------------------------------------------------------------------------- verify

@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import display
 from ..errors import InputError, StoreError
 from ..timeutil import utcnow
 from . import chain as _chain
@@ -446,6 +447,37 @@ class IngestReport:
             rate = self.received / self.seconds if self.seconds else 0
             lines.append(f"  in {self.seconds:.2f} s ({rate:,.0f} events/s)")
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = [
+            ("received", f"{self.received:,}"),
+            (
+                "stored",
+                f"{self.stored:,}"
+                + (f" (seq {self.first_seq:,}..{self.last_seq:,})" if self.stored else ""),
+            ),
+            ("duplicates", f"{self.duplicates:,} (already stored, skipped)"),
+            (
+                "quarantined",
+                f"{self.quarantined:,}" + (" (see quarantine)" if self.quarantined else ""),
+            ),
+        ]
+        if self.seconds:
+            rows.append(
+                ("took", f"{self.seconds:.2f} s ({self.received / self.seconds:,.0f} events/s)")
+            )
+        reasons = (
+            display.table(["events", "reason quarantined"], [(n, r) for r, n in self.reasons[:10]])
+            if self.reasons
+            else ""
+        )
+        title = f"Ingest {self.ingest_id}" if self.ingest_id is not None else "Ingest"
+        return display.card(
+            title + (f" from {self.source}" if self.source else ""),
+            rows,
+            status="warn" if self.quarantined else "ok",
+            extra_html=reasons,
+        )
 
 
 def append(store, events, *, progress=None, label=None, rejects=(), batch_rows=_inputs.BATCH_ROWS):
