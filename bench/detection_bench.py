@@ -107,13 +107,15 @@ def detection(store, report, kind, inc) -> tuple[bool, float | None, str]:
     end of its first firing window; which rule and subject."""
     fired = alerts.alerts(store, evidence=False)
     entity = inc.entity
+    if entity is not None and str(entity).startswith("all"):
+        entity = None  # "all buyers": any buyer's alert names it
     start, end = onset(store, report, inc), inc.ends_at
     best = None
     for a in fired:
         right = a.subject == entity or (
-            a.subject == "all leads" and (kind in FLOW_WIDE or entity in (None, "all"))
+            a.subject == "all leads" and (kind in FLOW_WIDE or entity is None)
         )
-        if entity in (None, "all") and a.rule.group_by == "recipient":
+        if entity is None and a.rule.group_by == "recipient":
             right = True
         if not right or not (a.started < end and a.ended > start):
             continue
