@@ -822,7 +822,7 @@ def mask_params(params, vocabulary: Vocabulary | None = None):
     if isinstance(params, list | tuple):
         if len(params) > LONG_LIST:  # a list of lead ids behind a filter: its start, its size
             shown = [mask_params(v, vocab) for v in params[:LIST_SHOWN]]
-            rest = json.dumps([str(v) for v in params[LIST_SHOWN:]], ensure_ascii=False)
+            rest = "\x1f".join(map(str, params[LIST_SHOWN:]))  # unit separators between
             more = f"<... {len(params) - LIST_SHOWN:,} more values #{fingerprint(rest)}>"
             return [*shown, more]
         return [mask_params(v, vocab) for v in params]

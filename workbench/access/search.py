@@ -189,6 +189,12 @@ def invalid_text(values) -> str | None:
     stack = [("the value", v) for v in values]
     while stack:
         where, v = stack.pop()
+        if isinstance(v, list | tuple) and len(v) > 64 and all(type(x) is str for x in v):
+            try:  # a long list of ids: one encode, not one walk step per item
+                "".join(v).encode("utf-8")
+                continue
+            except UnicodeEncodeError:
+                pass
         if isinstance(v, str):
             try:
                 v.encode("utf-8")
