@@ -18,6 +18,7 @@ from __future__ import annotations
 __all__ = [
     "WorkbenchError",
     "InputError",
+    "FieldNotFoundError",
     "UnsafePathError",
     "StoreError",
     "StoreLockedError",
@@ -34,6 +35,13 @@ class WorkbenchError(Exception):
 class InputError(WorkbenchError, ValueError):
     """An input that cannot be read as a whole (a file, a table, an argument); the
     message names the input and what is wrong with it."""
+
+
+class FieldNotFoundError(WorkbenchError, KeyError):
+    """A lead never carried the field asked for (the message lists the ones it has)."""
+
+    def __str__(self) -> str:  # KeyError would show the message in quotes
+        return str(self.args[0]) if self.args else ""
 
 
 class UnsafePathError(WorkbenchError, PermissionError):

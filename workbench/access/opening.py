@@ -9,6 +9,7 @@ import threading
 import weakref
 from pathlib import Path
 
+from ..errors import InputError
 from ..store import EventStore, open_store
 from .audit import AuditTrail
 from .config import ENV_USER, SessionClosedError, resolve_config
@@ -25,6 +26,11 @@ def _trail_for(store: EventStore, audit) -> tuple[AuditTrail, bool]:
     if isinstance(audit, AuditTrail):
         return audit, False
     if audit is not None:
+        if not isinstance(audit, str | os.PathLike) or not str(audit).strip():
+            raise InputError(
+                f"audit={audit!r}: give the path of an audit trail file (SQLite) or an "
+                "AuditTrail; leave it out to use the store's own trail"
+            )
         return AuditTrail(str(audit)), True
     if store.audit_path is not None:
         return AuditTrail(str(store.audit_path)), True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..errors import FieldNotFoundError
 from .lead import fmt_value, metadata_of, read_timeline, step_name
 
 __all__ = ["diff_snapshots", "diff_snapshots_frame", "provenance", "compare_leads"]
@@ -134,7 +135,7 @@ def provenance(session, lead_id: str, field: str) -> pd.DataFrame:
     )
     if out.empty:
         known = sorted(set().union(*[_flatten(s) for s in tl.lead_snapshot if isinstance(s, dict)]))
-        raise KeyError(
+        raise FieldNotFoundError(
             f"lead {lead_id} never has a field {field!r}; its fields: {', '.join(known)}"
         )
     return out
