@@ -39,11 +39,13 @@ from workbench.widgets import (  # noqa: E402
     LiveFeed,
 )
 
+# each a whole filter set: set_filters keeps what a call does not name, so a filter left
+# out would stay from the one before (the session peer starts from nothing each time)
 FILTERS = [
-    dict(types=("recipient.*",), outcomes=("failure",)),
-    dict(types=("source.rejected",), outcomes=()),
-    dict(types=(), outcomes=("error",)),
-    dict(types=("enhancement.*",), outcomes=()),
+    dict(types=("recipient.*",), outcomes=("failure",), where=()),
+    dict(types=("source.rejected",), outcomes=(), where=()),
+    dict(types=(), outcomes=("error",), where=()),
+    dict(types=("enhancement.*",), outcomes=(), where=()),
     dict(types=(), outcomes=(), where=(("state", "TX"),)),
 ]
 
