@@ -363,13 +363,14 @@ def enhancement_value(
 
 
 #: Revenue buyers took back, per lead: each return's ``revenue_adjustment`` (negative
-#: in the feedback event) as a positive amount. Joined to the lead summary by lead.
+#: in the feedback event) as a positive amount. Joined to the lead summary by lead; a
+#: return comes after its lead's submission, so only returns from ``$since`` on are read.
 RETURNS = """
     SELECT lead_id,
            SUM(-COALESCE(CAST(json_field(metadata, 'revenue_adjustment') AS DOUBLE), 0))
                AS returned_revenue
     FROM events
-    WHERE type = 'feedback.received' AND feedback_type = 'return'
+    WHERE type = 'feedback.received' AND feedback_type = 'return' AND timestamp >= $since
     GROUP BY lead_id"""
 _RETURNED_NOW = """SUM(CASE WHEN e.type = 'feedback.received' AND e.feedback_type = 'return'
                 THEN -COALESCE(CAST(json_field(e.metadata, 'revenue_adjustment') AS DOUBLE), 0)
