@@ -10,7 +10,17 @@ import html
 import pandas as pd
 import plotly.graph_objects as go
 
-from .theme import OUTCOME_COLORS, PALETTE, empty, figure, pct, require, short
+from .theme import (
+    DIVERGING,
+    OUTCOME_COLORS,
+    PALETTE,
+    SEQUENTIAL,
+    empty,
+    figure,
+    pct,
+    require,
+    short,
+)
 
 
 def funnel_figure(
@@ -33,7 +43,7 @@ def funnel_figure(
                 y=[s.capitalize() for s in stages],
                 x=totals.values,
                 texttemplate="%{value:,}<br>%{percentInitial:.0%}",
-                marker=dict(color=[PALETTE[0], PALETTE[2], OUTCOME_COLORS["success"], "#1B5E20"]),
+                marker=dict(color=["#08306B", "#2171B5", "#4292C6", "#6BAED6"][: len(stages)]),
                 connector=dict(line=dict(color="#CFD8DC", width=1)),
             )
         )
@@ -139,7 +149,10 @@ def hour_heatmap(
             z=grid.values,
             x=[f"{h:02d}" for h in grid.columns],
             y=[str(i) for i in grid.index],
-            colorscale=("RdYlGn_r" if bad_high else "RdYlGn") if is_rate else "Blues",
+            # blue is good, vermilion bad: no red against green (colour-blind safe)
+            colorscale=(DIVERGING if bad_high else [[1 - x, c] for x, c in DIVERGING[::-1]])
+            if is_rate
+            else SEQUENTIAL,
             zmin=0 if is_rate else None,
             zmax=1 if is_rate else None,
             colorbar=dict(title=value.replace("_", " "), tickformat=".0%" if is_rate else None),
@@ -148,7 +161,7 @@ def hour_heatmap(
             ygap=1,
         )
     )
-    fig.update_xaxes(title="hour of day", showgrid=False)
+    fig.update_xaxes(title="hour of day", showgrid=False, dtick=1, tickangle=0)
     fig.update_yaxes(title=None, showgrid=False, autorange="reversed")
     return fig
 
@@ -501,7 +514,7 @@ def alerts_figure(alerts: pd.DataFrame, title: str = "Alerts") -> go.Figure:
     return fig
 
 
-SEVERITY_COLORS = {"critical": "#C62828", "high": "#EF6C00", "warning": "#F9A825"}
+SEVERITY_COLORS = {"critical": "#D55E00", "high": "#E69F00", "warning": "#56B4E9"}
 
 
 def alert_episodes_figure(episodes: pd.DataFrame, title: str = "Alerts over time") -> go.Figure:

@@ -15,6 +15,8 @@ from ..errors import WorkbenchError
 __all__ = [
     "OUTCOME_COLORS",
     "PALETTE",
+    "SEQUENTIAL",
+    "DIVERGING",
     "TEMPLATE",
     "ChartError",
     "require",
@@ -24,13 +26,20 @@ __all__ = [
     "short",
 ]
 
+# Colours from the Okabe-Ito set, which stays apart for people with red-green colour
+# blindness (deuteranopia, protanopia): success is blue, failure vermilion, error orange;
+# no meaning rests on red against green.
 OUTCOME_COLORS = {
-    "success": "#2E7D32",
-    "failure": "#C62828",
-    "error": "#EF6C00",
+    "success": "#0072B2",
+    "failure": "#D55E00",
+    "error": "#E69F00",
     "skipped": "#9E9E9E",
 }
-PALETTE = ["#1565C0", "#6A1B9A", "#00838F", "#AD1457", "#558B2F", "#4E342E", "#283593", "#00695C"]
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#8C6D31"]
+#: A sequential scale from pale to dark blue (rates, counts), and a diverging one from
+#: blue through grey to vermilion (good to bad), both readable without red-green.
+SEQUENTIAL = "Blues"
+DIVERGING = [[0.0, "#0072B2"], [0.5, "#F2F2F2"], [1.0, "#D55E00"]]
 _FONT = "Inter, 'Helvetica Neue', Arial, sans-serif"
 
 TEMPLATE = go.layout.Template(

@@ -202,13 +202,13 @@ TREE_CSS = """
 .wb-tree code { color: #1565C0; }
 .wb-banner { border-left: 4px solid #1565C0; background: #F5F9FF; padding: 8px 12px;
              font: 13px/1.5 Inter, Arial, sans-serif; }
-.wb-banner.ok { border-color: #2E7D32; background: #F3FAF3; }
-.wb-banner.bad { border-color: #C62828; background: #FFF6F6; }
+.wb-banner.ok { border-color: #0072B2; background: #F2F7FB; }
+.wb-banner.bad { border-color: #D55E00; background: #FDF5F0; }
 .wb-muted { color: #78909C; }
 .wb-kpi { border: 1px solid #ECEFF1; border-radius: 6px; padding: 8px 12px; min-width: 140px;
           font: 12px Inter, Arial, sans-serif; color: #546E7A; }
 .wb-kpi b { display: block; font-size: 22px; color: #263238; font-weight: 600; }
-.wb-kpi .up { color: #2E7D32; } .wb-kpi .down { color: #C62828; }
+.wb-kpi .up { color: #0072B2; } .wb-kpi .down { color: #D55E00; }
 </style>
 """
 
