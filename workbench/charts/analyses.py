@@ -504,7 +504,7 @@ def alerts_figure(alerts: pd.DataFrame, title: str = "Alerts") -> go.Figure:
                 x=part.window_start,
                 y=part.subject,
                 mode="markers",
-                name=str(rule),
+                name=str(rule).replace("_", " "),
                 marker=dict(size=9, color=PALETTE[i % len(PALETTE)], symbol="square"),
                 hovertext=[f"{rule}: {v:.3g}" for v in part.value],
                 hoverinfo="text+x",
