@@ -229,6 +229,14 @@ def test_buyer_behaviour(week, inside, window):
     want["returns"] = (
         (fb.feedback_type == "return").groupby(fb.entity_name).sum().reindex(want.index).fillna(0)
     )
+    ret = fb[fb.feedback_type == "return"]
+    taken = pd.Series(
+        [-float(json.loads(m).get("revenue_adjustment") or 0) for m in ret.meta],
+        index=ret.index,
+        dtype=float,
+    )
+    want["returned_revenue"] = taken.groupby(ret.entity_name).sum().reindex(want.index).fillna(0)
+    want["net_revenue"] = want.revenue - want.returned_revenue
     want.index.name = "recipient"
     got = analytics.buyer_behaviour(week, since=window[0], until=window[1])
     same(got[["recipient", *want.columns]], want.reset_index(), ["recipient"])
@@ -297,7 +305,7 @@ def test_business_hours_check(week, inside, window):
 
 def test_errors_by_type(week, inside, window):
     e = inside[
-        (inside.type == "enhancement.failure")
+        ((inside.type == "enhancement.failure") & (inside.outcome == "failure"))
         | ((inside.outcome == "error") & ~inside.type.isin(["retry.attempted", "flow.completed"]))
     ]
     e = e.assign(error_type=e.error_type.fillna("unknown"))
@@ -348,3 +356,10 @@ def test_key_figures(week, leads, window):
     assert got["returned_revenue"] == pytest.approx(sel.returned.sum(), rel=1e-9)
     assert got["costs"] == pytest.approx(sel.cost.sum(), rel=1e-9)
     assert got["profit"] == pytest.approx(sel.revenue.sum() - sel.cost.sum(), rel=1e-9)
+    # the period of the same length just before
+    length = window[1] - window[0]
+    before = leads[(leads.submitted_at >= window[0] - length) & (leads.submitted_at < window[0])]
+    prev = business.kpis(week, since=window[0], until=window[1]).set_index("kpi").previous
+    assert prev["leads"] == len(before)
+    assert prev["returned_revenue"] == pytest.approx(before.returned.sum(), rel=1e-9)
+    assert prev["revenue"] == pytest.approx(before.revenue.sum(), rel=1e-9)

@@ -290,3 +290,53 @@ def test_a_step_s_speed_is_not_averaged_with_its_retries_backoff(store):
         )
     fired = alerts.alerts(stored(store, events))
     assert not [a for a in fired if a.rule.name == "performance"], [a.message for a in fired]
+
+
+def test_an_outage_told_in_the_importer_s_words_is_an_outage(store):
+    events = lead("i1", "Acme", T0, enhanced=False)
+    events.insert(
+        2,
+        ev(
+            "enhancement.failure",
+            "i1",
+            T0 + dt.timedelta(milliseconds=45),
+            outcome="failure",
+            service="Phone Validation",
+            error_type="http_503",
+        ),
+    )
+    d = investigate.explain(stored(store, events), "i1")
+    assert "not an outage" not in d.fix and "down or slow" not in d.verdict
+    assert "failed (http_503)" in d.verdict
+
+
+def test_no_match_answers_do_not_fire_the_enhancement_health_alert(store):
+    events = []
+    for i in range(60):  # the provider is up; a third of the numbers are unknown to it
+        miss = i % 3 == 0
+        events.append(
+            ev(
+                "enhancement.failure" if miss else "enhancement.success",
+                f"q{i}",
+                T0 + dt.timedelta(minutes=i),
+                outcome="failure" if miss else "success",
+                service="Phone Validation",
+                **({"error_type": "no_match"} if miss else {}),
+            )
+        )
+    fired = alerts.alerts(stored(store, events))
+    assert not [a for a in fired if a.rule.name == "enhancement_health"]
+
+
+def test_a_skipped_enhancement_is_no_error(store):
+    events = [
+        ev(
+            "enhancement.failure",
+            "s1",
+            T0,
+            outcome="skipped",
+            service="Phone Validation",
+            error_type="provider_unavailable",
+        )
+    ]
+    assert analytics.errors_by_type(stored(store, events)).empty

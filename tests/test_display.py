@@ -78,3 +78,11 @@ def test_an_import_report_is_a_card_not_a_wall_of_text(tmp_path):
         report = workbench.import_events(fixtures, store=store)
     html = report._repr_html_()
     assert "Import of" in html and "how the export was mapped" in html and "<pre" not in html
+
+
+def test_style_escapes_text_from_sources_and_buyers():
+    df = pd.DataFrame({"rejection_reason": ['<img src=x onerror="alert(1)">'], "rejections": [3]})
+    df.attrs["title"] = "<b>Rejections</b>"
+    html = workbench.style(df).to_html()
+    assert "<img" not in html and "&lt;img" in html
+    assert "<b>Rejections" not in html

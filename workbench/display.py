@@ -149,8 +149,8 @@ def style(df):
         elif str(df[col].dtype).startswith(("int", "Int", "uint", "float", "Float")):
             formats[col] = number
     styler = (
-        df.style.format(formats, na_rep="")
-        .format_index(lambda c: str(c).replace("_", " "), axis=1)
+        df.style.format(formats, na_rep="", escape="html")
+        .format_index(lambda c: str(c).replace("_", " "), axis=1, escape="html")
         .hide(axis="index")
     )
     text = [c for c in df.columns if c not in formats]
@@ -159,7 +159,7 @@ def style(df):
     title = df.attrs.get("title")
     if title:
         basis = df.attrs.get("date_basis")
-        styler = styler.set_caption(f"{title}" + (f" (by {basis})" if basis else ""))
+        styler = styler.set_caption(html.escape(f"{title}" + (f" (by {basis})" if basis else "")))
     return styler.set_table_styles(
         [
             {"selector": "caption", "props": "text-align:left;font-weight:600;color:#333"},

@@ -822,7 +822,8 @@ def mask_params(params, vocabulary: Vocabulary | None = None):
     if isinstance(params, list | tuple):
         if len(params) > LONG_LIST:  # a list of lead ids behind a filter: its start, its size
             shown = [mask_params(v, vocab) for v in params[:LIST_SHOWN]]
-            rest = "\x1f".join(map(str, params[LIST_SHOWN:]))  # unit separators between
+            # each value with its length first, so no two lists give the same text
+            rest = "".join(f"{len(t)}:{t}" for t in map(str, params[LIST_SHOWN:]))
             more = f"<... {len(params) - LIST_SHOWN:,} more values #{fingerprint(rest)}>"
             return [*shown, more]
         return [mask_params(v, vocab) for v in params]

@@ -22,6 +22,7 @@ import pandas as pd
 
 from .. import display
 from ..timeutil import as_utc as _as_utc
+from .investigate import DATA_ANSWERS
 
 __all__ = [
     "Rule",
@@ -152,6 +153,9 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     ),
 )
 
+# a provider's answer about the lead's data (no match) is no failure of the provider
+_DATA_ANSWERS_SQL = ", ".join(f"'{a}'" for a in sorted(DATA_ANSWERS))
+
 # Per 15-minute bucket: numerator and denominator of each metric, per subject.
 _BUCKETS = """
 SELECT epoch_ms(e.timestamp) // 900000 AS bucket,
@@ -179,9 +183,10 @@ _METRICS = {
         "'retry.attempted')",
     ),
     # an enhancement's calls that failed or erred (provider down, timeouts), over its
-    # calls that ran (skipped calls are not calls)
+    # calls that ran (skipped calls are not calls; "no match" is an answer, not a failure)
     "enhancement_failure_rate": dict(
-        num="COUNT(CASE WHEN e.outcome IN ('failure', 'error') THEN 1 END)",
+        num="COUNT(CASE WHEN e.outcome = 'error' OR (e.outcome = 'failure' AND "
+        f"COALESCE(e.error_type, '') NOT IN ({_DATA_ANSWERS_SQL})) THEN 1 END)",
         den="COUNT(*)",
         where="AND e.type IN ('enhancement.success', 'enhancement.failure', 'enhancement.error') "
         "AND e.outcome <> 'skipped'",

@@ -364,13 +364,15 @@ def enhancement_value(
 
 #: Revenue buyers took back, per lead: each return's ``revenue_adjustment`` (negative
 #: in the feedback event) as a positive amount. Joined to the lead summary by lead; a
-#: return comes after its lead's submission, so only returns from ``$since`` on are read.
+#: return comes after its lead's submission, so only returns from a day before ``$since``
+#: on are read (the day allows for clocks that disagree).
 RETURNS = """
     SELECT lead_id,
            SUM(-COALESCE(CAST(json_field(metadata, 'revenue_adjustment') AS DOUBLE), 0))
                AS returned_revenue
     FROM events
-    WHERE type = 'feedback.received' AND feedback_type = 'return' AND timestamp >= $since
+    WHERE type = 'feedback.received' AND feedback_type = 'return'
+      AND timestamp >= $since - INTERVAL 1 DAY
     GROUP BY lead_id"""
 _RETURNED_NOW = """SUM(CASE WHEN e.type = 'feedback.received' AND e.feedback_type = 'return'
                 THEN -COALESCE(CAST(json_field(e.metadata, 'revenue_adjustment') AS DOUBLE), 0)
@@ -739,7 +741,7 @@ SELECT entity_name,
        MAX(http_status) AS max_http_status,
        AVG(duration_ms) AS avg_duration
 FROM events
-WHERE (type = 'enhancement.failure'
+WHERE ((type = 'enhancement.failure' AND outcome = 'failure')
        OR (outcome = 'error' AND type NOT IN ('retry.attempted', 'flow.completed')))
   AND timestamp >= $since AND timestamp < $until
 GROUP BY entity_name, type, COALESCE(error_type, 'unknown')

@@ -13,7 +13,7 @@ import pandas as pd
 from . import portable as _portable
 from .analytics import QUERIES, RETURNS, SUBMISSION_DATE, _q, _window
 
-__all__ = ["kpis", "KPIS", "LOWER_IS_BETTER", "dropoff_leads", "DROPOFFS"]
+__all__ = ["kpis", "KPIS", "LOWER_IS_BETTER", "STILL_COMING", "dropoff_leads", "DROPOFFS"]
 
 
 _q(
@@ -55,14 +55,19 @@ KPIS = {
     "profit": ("Profit", "money"),
 }
 #: Key figures where less is better (a fall is shown as good news).
-LOWER_IS_BETTER = frozenset({"costs", "returned_revenue"})
+LOWER_IS_BETTER = frozenset({"costs"})
+#: Key figures a recent period has not finished: its leads have had less time to be
+#: returned than the period before, so their change is shown, not judged.
+STILL_COMING = frozenset({"returned_revenue", "net_revenue"})
 
 
 def kpis(session, *, since=None, until=None, sources=(), buyers=()) -> pd.DataFrame:
     """The business at a glance, by submission date: leads, acceptance rate (accepted /
     submitted), delivery rate (delivered / accepted), revenue, returned revenue (what
     buyers took back when they returned leads, however late), net revenue (revenue less
-    returns), costs and profit (the guide's: revenue less costs) in the window, beside the same figures for the window of the same length just before it;
+    returns), costs and profit (the guide's: revenue less costs) in the window (returns
+    come days after delivery: a recent window's returned revenue is not complete yet,
+    so compare it with the period before with care, see ``STILL_COMING``), beside the same figures for the window of the same length just before it;
     ``sources`` and ``buyers`` narrow it to leads from those sources or delivered to
     those buyers.
 

@@ -179,20 +179,11 @@ _FIXES = [
 ]
 
 
-#: What an enhancement answers when it is down or cannot be reached: an outage. Any
-#: other failure (``no_match``, ``unverifiable``, ``certificate_not_found``) is the
-#: service's answer about the lead's data, not an outage.
-OUTAGE_ERRORS = frozenset(
-    {
-        "provider_unavailable",
-        "timeout",
-        "circuit_open",
-        "connection_refused",
-        "http_5xx",
-        "rate_limited",
-        "service_unavailable",
-        "quota_exceeded",
-    }
+#: What an enhancement answers about the lead's data when it is up: the value did not
+#: match or verify. Any other failure (``provider_unavailable``, ``http_503``,
+#: ``connection``, a timeout...) and every ``enhancement.error`` is an outage.
+DATA_ANSWERS = frozenset(
+    {"no_match", "unverifiable", "certificate_not_found", "invalid", "not_found", "mismatch"}
 )
 
 
@@ -206,8 +197,8 @@ def _service_error(row) -> str:
 
 
 def _is_outage(row) -> bool:
-    """An enhancement error, or a failure that says the service was unavailable."""
-    return row["type"] == "enhancement.error" or _service_error(row) in OUTAGE_ERRORS
+    """An enhancement error, or a failure that is not an answer about the lead's data."""
+    return row["type"] == "enhancement.error" or _service_error(row) not in DATA_ANSWERS
 
 
 def _service_fix(svc: str, row, then: str = "") -> str:
@@ -681,6 +672,7 @@ def _returned(lead_id, tl, types):
                     f"({_service_error(bad)}) before delivery"
                 )
                 break
+    verdict += _on_the_way(tl, types)
     return Diagnosis(
         lead_id,
         "data_wrong",
@@ -696,6 +688,21 @@ def _returned(lead_id, tl, types):
             "kind": "return",
         },
     )
+
+
+def _on_the_way(tl, types) -> str:
+    """What went wrong on the way to a lead's end (errors, buyers that refused it,
+    retries), as a tail for a verdict, or ""."""
+    trouble = []
+    for _, r in tl[tl.outcome == "error"].iterrows():
+        err = r.get("error_type") or "error"
+        trouble.append(f"{step_name(r)} errored ({err})")
+    for _, r in tl[types == "recipient.failed"].iterrows():
+        trouble.append(f"{step_name(r)} rejected it ({r.get('rejection_reason') or 'no reason'})")
+    retries = tl[types == "retry.attempted"]
+    if len(retries):
+        trouble.append(f"{len(retries)} retr{'y' if len(retries) == 1 else 'ies'}")
+    return "; on the way: " + ", ".join(dict.fromkeys(trouble)) if trouble else ""
 
 
 def _went_fine(lead_id, tl, types):
@@ -721,17 +728,7 @@ def _went_fine(lead_id, tl, types):
         verdict = "Nothing went wrong so far: the lead is still in progress (no buyer step yet)"
     else:
         verdict = "The lead went fine: " + ", ".join(parts)
-    trouble = []
-    for _, r in tl[tl.outcome == "error"].iterrows():
-        err = r.get("error_type") or "error"
-        trouble.append(f"{step_name(r)} errored ({err})")
-    for _, r in tl[types == "recipient.failed"].iterrows():
-        trouble.append(f"{step_name(r)} rejected it ({r.get('rejection_reason') or 'no reason'})")
-    retries = tl[types == "retry.attempted"]
-    if len(retries):
-        trouble.append(f"{len(retries)} retr{'y' if len(retries) == 1 else 'ies'}")
-    if trouble:
-        verdict += "; on the way: " + ", ".join(dict.fromkeys(trouble))
+    verdict += _on_the_way(tl, types)
     return Diagnosis(
         lead_id,
         "ok",

@@ -9,7 +9,10 @@ and numbering time buckets, written ``epoch_bucket(column, $ms)`` (milliseconds 
 faster than ``date_trunc`` on 10 M events), and the hour of day in a time zone, written
 ``local_hour(column, $tz)`` (DuckDB ``hour(timezone($tz, column))``, Spark
 ``hour(from_utc_timestamp(column, $tz))``): each event is placed in its own local hour,
-so zones half an hour from UTC and days that change their offset come out right.
+so zones half an hour from UTC and days that change their offset come out right. It
+needs the column as the store keeps it, a TIMESTAMP WITH TIME ZONE (an instant), and
+on Spark a session time zone of UTC (``spark.sql.session.timeZone``), where
+``from_utc_timestamp`` reads the instant as UTC.
 
 Rules (checked by ``check(sql)`` in the tests): ratios as ``CAST(COUNT(*) AS DOUBLE)``
 (Spark reads ``100.0`` as DECIMAL), no ``QUALIFY``, no double-quoted names (Spark reads

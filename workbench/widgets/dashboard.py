@@ -61,8 +61,10 @@ def _kpi_html(row) -> str:
         shown = f"{value:,.0f}"
         delta = "" if math.isnan(change) else f"{change:+.1%}"
     better = change < 0 if row["kpi"] in business.LOWER_IS_BETTER else change > 0
-    cls = "" if not delta else ("up" if better else "down")
+    cls = "" if not delta or row["kpi"] in business.STILL_COMING else ("up" if better else "down")
     tail = f"<span class='{cls}'>{delta}</span> vs before" if delta else "no earlier period"
+    if row["kpi"] in business.STILL_COMING:
+        tail += " · returns still coming in"
     return f"<div class='wb-kpi'>{html.escape(row['label'])}<b>{shown}</b>{tail}</div>"
 
 
