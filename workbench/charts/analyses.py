@@ -20,6 +20,7 @@ from .theme import (
     pct,
     require,
     short,
+    wrap,
 )
 
 
@@ -244,8 +245,8 @@ def rejection_bars(
         total = d.groupby("rejection_reason").rejections.sum().sort_values(ascending=False)
         total = pd.concat([total.drop(label), total[[label]]])  # the rest goes last
     order = list(total.index[::-1])  # largest on top
-    labels = [short(r) for r in order]
-    fig = figure(title, height=max(300, 90 + 30 * len(order)))
+    labels = [wrap(r) for r in order]  # whole reasons, on two lines when long
+    fig = figure(title, height=max(300, 90 + 38 * len(order)))
     if "source" in d.columns:
         for i, (source, part) in enumerate(d.groupby("source", sort=True)):
             values = part.groupby("rejection_reason").rejections.sum().reindex(order, fill_value=0)
@@ -338,26 +339,36 @@ def source_performance_figure(perf: pd.DataFrame, title: str = "Source performan
     return fig
 
 
-def enhancement_value_figure(
-    value: pd.DataFrame, title: str = "Is the enhancement worth it?"
-) -> go.Figure:
-    """Delivery rate with and without an enhancement (``analytics.enhancement_value``)."""
+def enhancement_value_figure(value: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Delivery rate of leads the enhancement validated against those it did not, among
+    the leads that reached it (``analytics.enhancement_value``), with each group's size."""
     require(value, ["group", "delivery_rate"], "enhancement_value_figure")
-    fig = figure(title, height=380)
+    service = value.attrs.get("service", "the enhancement")
+    fig = figure(title or f"Is {service} worth it?", height=380)
     if value.empty:
-        return empty(fig, "no leads")
+        return empty(fig, "no leads reached it")
+    sizes = value.leads if "leads" in value else pd.Series([None] * len(value))
+    names = {"with": "validated", "without": "not validated"}
+    x = [
+        f"{names.get(g, g)}<br>({n:,} leads)" if n is not None else names.get(g, g)
+        for g, n in zip(value.group, sizes, strict=True)
+    ]
     fig.add_trace(
         go.Bar(
-            x=value.group,
+            x=x,
             y=value.delivery_rate,
             marker_color=[PALETTE[0], "#90A4AE"][: len(value)],
             text=[pct(v) for v in value.delivery_rate],
             textposition="outside",
             cliponaxis=False,
+            width=0.5,
         )
     )
-    fig.update_yaxes(title="delivery rate", tickformat=".0%", range=[0, 1.1])
-    fig.update_layout(showlegend=False)
+    fig.update_yaxes(
+        title="delivered (share of the group's leads)", tickformat=".0%", range=[0, 1.1]
+    )
+    fig.update_xaxes(title=dict(text=f"accepted leads that reached {service}", standoff=16))
+    fig.update_layout(showlegend=False, margin=dict(b=90))
     return fig
 
 
@@ -453,13 +464,19 @@ def retry_figure(retries: pd.DataFrame, title: str = "Retry effectiveness") -> g
             y=retries.success_rate,
             marker_color=PALETTE[0],
             customdata=retries.retries,
-            text=[pct(v) for v in retries.success_rate],
+            text=[
+                f"{pct(v)} of {n:,}"
+                for v, n in zip(retries.success_rate, retries.retries, strict=True)
+            ],
             textposition="outside",
             cliponaxis=False,
+            width=0.5,  # one attempt number is one bar, not a wall
             hovertemplate="attempt %{x}: %{y:.0%} of %{customdata:,} retries succeeded<extra></extra>",
         )
     )
     fig.update_xaxes(title="retry attempt", type="category")  # attempts 1, 2, … not 0.6-1.4
+    if len(retries) < 4:  # keep a lone bar narrow: room for the attempts that did not happen
+        fig.update_xaxes(range=[-1.5, len(retries) + 0.5])
     fig.update_yaxes(title="succeeded", tickformat=".0%", range=[0, 1.1])
     return fig
 

@@ -24,6 +24,7 @@ __all__ = [
     "empty",
     "pct",
     "short",
+    "wrap",
 ]
 
 # Colours from the Okabe-Ito set, which stays apart for people with red-green colour
@@ -107,6 +108,22 @@ def empty(fig: go.Figure, message: str) -> go.Figure:
 
 def pct(x) -> str:
     return "" if pd.isna(x) else f"{x:.0%}"
+
+
+def wrap(text, width: int = 44, lines: int = 2) -> str:
+    """``text`` broken at spaces onto at most ``lines`` lines of about ``width``
+    characters (plotly's ``<br>``); only what still does not fit is cut with "…"."""
+    words, out, line = str(text).split(), [], ""
+    for w in words:
+        if line and len(line) + 1 + len(w) > width:
+            out.append(line)
+            line = w
+        else:
+            line = f"{line} {w}".strip()
+    out.append(line)
+    if len(out) > lines:
+        out = out[: lines - 1] + [short(" ".join(out[lines - 1 :]), width)]
+    return "<br>".join(out)
 
 
 def short(text, limit: int = 48) -> str:
