@@ -111,11 +111,32 @@ def sankey_figure(paths: pd.DataFrame, title: str = "Where leads go") -> go.Figu
                 PALETTE[col % len(PALETTE)],
             )
         )
+    # each node says how many leads pass it; each link takes the colour of the outcome
+    # it carries (the node it ends in, or it starts from for the last column)
+    through = [0] * len(labels)
+    for b_, v in zip(dst, val, strict=True):
+        through[b_] += v
+    first = set(src) - set(dst)
+    out_of = {i: sum(v for a_, v in zip(src, val, strict=True) if a_ == i) for i in first}
+    shown = [f"{lab} ({(out_of.get(i) or through[i]):,})" for i, lab in enumerate(labels)]
+
+    def _link_color(a_: int, b_: int) -> str:
+        c = colors[b_] if colors[b_] in OUTCOME_COLORS.values() else colors[a_]
+        c = c.lstrip("#")
+        r, g, bl = (int(c[i : i + 2], 16) for i in (0, 2, 4))
+        return f"rgba({r},{g},{bl},0.35)"
+
     fig.add_trace(
         go.Sankey(
             arrangement="snap",
-            node=dict(label=labels, pad=14, thickness=16, color=colors, line=dict(width=0)),
-            link=dict(source=src, target=dst, value=val, color="rgba(120,144,156,0.25)"),
+            node=dict(label=shown, pad=18, thickness=16, color=colors, line=dict(width=0)),
+            link=dict(
+                source=src,
+                target=dst,
+                value=val,
+                color=[_link_color(a_, b_) for a_, b_ in zip(src, dst, strict=True)],
+                hovertemplate="%{source.label} → %{target.label}: %{value:,} leads<extra></extra>",
+            ),
         )
     )
     return fig
