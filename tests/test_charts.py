@@ -313,3 +313,21 @@ def test_report_holds_figures_tables_and_text_once_offline(tmp_path):
     assert "Weekly &lt;review&gt;" in text and not re.search(r'<script[^>]+src="https?://', text)
     with pytest.raises(charts.ChartError, match="report\\(\\) takes"):
         charts.report([42], tmp_path / "x.html")
+
+
+def test_a_rate_over_too_few_leads_is_left_blank_not_coloured_as_an_extreme():
+    hours = pd.DataFrame(
+        {
+            "recipient": ["Acme", "Acme", "Tiny"],
+            "hour": [9, 10, 9],
+            "accepted": [90, 0, 0],
+            "decided": [100, 40, 2],  # Tiny: 0 of 2 is no 0% worth alarming anyone
+            "acceptance_rate": [0.9, 0.0, 0.0],
+        }
+    )
+    fig = charts.hour_heatmap(hours)
+    z = pd.DataFrame(fig.data[0].z, index=fig.data[0].y)
+    assert z.loc["Acme", 9] == 0.9 and z.loc["Acme", 10] == 0.0
+    assert pd.isna(z.loc["Tiny", 9])
+    assert "fewer than 10 decided" in fig.layout.annotations[0].text
+    assert "decided" in fig.data[0].hovertemplate

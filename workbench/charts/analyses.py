@@ -142,6 +142,10 @@ def sankey_figure(paths: pd.DataFrame, title: str = "Where leads go") -> go.Figu
     return fig
 
 
+#: Columns that say how many leads or events a rate of the same row is a share of.
+_COUNT_COLUMNS = ("decided", "evaluated", "events", "calls", "leads")
+
+
 def hour_heatmap(
     df: pd.DataFrame,
     *,
@@ -149,42 +153,77 @@ def hour_heatmap(
     value: str = "acceptance_rate",
     title: str | None = None,
     tz: str | None = None,
+    min_count: int = 10,
 ) -> go.Figure:
-    """Hour-of-day heatmap: one row per ``row`` value, columns 0-23, colour = ``value``."""
+    """Hour-of-day heatmap: one row per ``row`` value, columns 0-23, colour = ``value``.
+
+    A rate over fewer than ``min_count`` leads (when the data says how many: a column
+    such as ``decided``) is left blank rather than coloured as an alarming 0% or 100%,
+    and the hover says how many there were; the note under the chart says so."""
     require(df, [row, "hour", value], "hour_heatmap")
     tz = tz or (df.attrs.get("tz") if hasattr(df, "attrs") else None)
     fig = figure(
         title
         or f"{value.replace('_', ' ').capitalize()} by hour of day" + (f" ({tz})" if tz else ""),
-        height=120 + 32 * max(1, df[row].nunique()),
+        height=150 + 32 * max(1, df[row].nunique()),
     )
     if df.empty:
         return empty(fig, "no data")
+    is_rate = "rate" in value or "share" in value
+    count = next((c for c in _COUNT_COLUMNS if c in df.columns and c != value), None)
     grid = df.pivot_table(index=row, columns="hour", values=value, aggfunc="mean").reindex(
         columns=range(24)
     )
-    is_rate = "rate" in value or "share" in value
-    # red marks the bad end: low acceptance, but high failure, error or rejection rates
+    if count is not None:
+        counts = df.pivot_table(index=row, columns="hour", values=count, aggfunc="sum")
+        counts = counts.reindex(index=grid.index, columns=range(24)).fillna(0)
+    else:
+        counts = pd.DataFrame(float("nan"), index=grid.index, columns=range(24))
+    few = (counts < min_count) & grid.notna() if count is not None and is_rate else None
+    if few is not None:
+        grid = grid.mask(few)
+    # blue is good, vermilion bad: no red against green (colour-blind safe); the bad
+    # end is a low acceptance, but a high failure, error or rejection rate
     bad_high = any(w in value for w in ("fail", "error", "reject", "timeout", "return"))
+    fmt = ".0%" if is_rate else ",.1f"
     fig.add_trace(
         go.Heatmap(
             z=grid.values,
             x=[f"{h:02d}" for h in grid.columns],
             y=[str(i) for i in grid.index],
-            # blue is good, vermilion bad: no red against green (colour-blind safe)
+            customdata=counts.values,
             colorscale=(DIVERGING if bad_high else [[1 - x, c] for x, c in DIVERGING[::-1]])
             if is_rate
             else SEQUENTIAL,
             zmin=0 if is_rate else None,
             zmax=1 if is_rate else None,
             colorbar=dict(title=value.replace("_", " "), tickformat=".0%" if is_rate else None),
-            hovertemplate=f"{row}: %{{y}}<br>hour: %{{x}}<br>{value}: %{{z:{'.0%' if is_rate else ',.1f'}}}<extra></extra>",
+            hovertemplate=f"{row}: %{{y}}<br>hour: %{{x}}<br>{value.replace('_', ' ')}: "
+            f"%{{z:{fmt}}}"
+            + (f"<br>{count}: %{{customdata:,}}" if count else "")
+            + "<extra></extra>",
             xgap=1,
             ygap=1,
         )
     )
     fig.update_xaxes(title="hour of day", showgrid=False, dtick=1, tickangle=0)
     fig.update_yaxes(title=None, showgrid=False, autorange="reversed")
+    note = "blank: no leads that hour" + (
+        f", or fewer than {min_count} {count} (too few for a rate)" if few is not None else ""
+    )
+    fig.add_annotation(
+        text=note,
+        showarrow=False,
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=-0.02,
+        yanchor="top",
+        yshift=-62,
+        font=dict(size=11, color="#607D8B"),
+        xanchor="left",
+    )
+    fig.update_layout(margin=dict(b=100))
     return fig
 
 
