@@ -331,3 +331,18 @@ def test_a_rate_over_too_few_leads_is_left_blank_not_coloured_as_an_extreme():
     assert pd.isna(z.loc["Tiny", 9])
     assert "fewer than 10 decided" in fig.layout.annotations[0].text
     assert "decided" in fig.data[0].hovertemplate
+
+
+def test_a_chart_says_its_period_basis_and_how_many_leads(store):
+    import datetime as dt
+
+    from workbench import analytics
+
+    from .conftest import lead_events
+
+    t0 = dt.datetime(2026, 3, 2, 15, tzinfo=dt.UTC)
+    store.append(lead_events("lead_A", t0) + lead_events("lead_B", t0 + dt.timedelta(hours=1)))
+    funnel = analytics.funnel_by_source(store, since="2026-03-01", until="2026-03-08")
+    title = charts.funnel_figure(funnel).layout.title.text
+    assert "Mar 01 – Mar 07, 2026" in title and "by submission date" in title
+    assert "2 leads" in title

@@ -87,6 +87,9 @@ def _run(session, name: str, params: dict, *, title: str, basis: str, **attrs) -
     sql = _portable.render(QUERIES[name])
     df = session.sql(sql, params)
     df.attrs.update(title=title, date_basis=basis, sql=sql, **attrs)
+    for edge, far in (("since", _FAR_PAST), ("until", _FAR_FUTURE)):
+        if params.get(edge) is not None and params[edge] != far:
+            df.attrs[edge] = params[edge]  # the window asked for, shown under a chart
     return df
 
 

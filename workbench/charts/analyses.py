@@ -35,10 +35,10 @@ def funnel_figure(
     stages = ["submitted", "accepted", "delivered", "converted"]
     require(funnel, stages, "funnel_figure")
     if funnel.empty:
-        return empty(figure(title or "Funnel", height=380), "no leads")
+        return empty(figure(title or "Funnel", data=funnel, height=380), "no leads")
     if not by_source or "source" not in funnel.columns:
         totals = funnel[stages].sum()
-        fig = figure(title or "Lead funnel", height=380)
+        fig = figure(title or "Lead funnel", data=funnel, height=380)
         fig.add_trace(
             go.Funnel(
                 y=[s.capitalize() for s in stages],
@@ -49,7 +49,7 @@ def funnel_figure(
             )
         )
         return fig
-    fig = figure(title or "Funnel by source: share of submitted leads", height=420)
+    fig = figure(title or "Funnel by source: share of submitted leads", data=funnel, height=420)
     rows = funnel.sort_values("submitted", ascending=False)
     for i, (_, r) in enumerate(rows.iterrows()):
         base = r["submitted"] or 1
@@ -77,7 +77,7 @@ def sankey_figure(paths: pd.DataFrame, title: str = "Where leads go") -> go.Figu
     source -> outcome -> recipient) and ``leads`` counts each path."""
     require(paths, ["leads"], "sankey_figure")
     stages = [c for c in paths.columns if c != "leads"]
-    fig = figure(title, height=480)
+    fig = figure(title, data=paths, height=480)
     if paths.empty or len(stages) < 2:
         return empty(fig, "no lead paths")
     labels: list[str] = []
@@ -165,6 +165,7 @@ def hour_heatmap(
     fig = figure(
         title
         or f"{value.replace('_', ' ').capitalize()} by hour of day" + (f" ({tz})" if tz else ""),
+        data=df,
         height=150 + 32 * max(1, df[row].nunique()),
     )
     if df.empty:
@@ -230,7 +231,7 @@ def hour_heatmap(
 def duration_box(samples: pd.DataFrame, title: str = "Step durations") -> go.Figure:
     """Box plot of ``duration_ms`` per ``step_name`` (slowest median on top)."""
     require(samples, ["step_name", "duration_ms"], "duration_box")
-    fig = figure(title, height=max(320, 60 + 34 * samples.step_name.nunique()))
+    fig = figure(title, data=samples, height=max(320, 60 + 34 * samples.step_name.nunique()))
     if samples.empty:
         return empty(fig, "no step durations")
     order = samples.groupby("step_name").duration_ms.median().sort_values().index.tolist()
@@ -260,7 +261,7 @@ def duration_box(samples: pd.DataFrame, title: str = "Step durations") -> go.Fig
 def step_durations_figure(steps: pd.DataFrame, title: str = "Average step duration") -> go.Figure:
     """Average and maximum duration per step (from ``analytics.step_durations``)."""
     require(steps, ["step_name", "avg_duration", "max_duration"], "step_durations_figure")
-    fig = figure(title, height=max(320, 60 + 30 * len(steps)))
+    fig = figure(title, data=steps, height=max(320, 60 + 30 * len(steps)))
     if steps.empty:
         return empty(fig, "no steps")
     d = steps.sort_values("avg_duration")
@@ -295,7 +296,7 @@ def rejection_bars(
     when the data has a ``source`` column; the full reason shows on hover."""
     require(rejections, ["rejection_reason", "rejections"], "rejection_bars")
     if rejections.empty:
-        return empty(figure(title, height=300), "no rejections")
+        return empty(figure(title, data=rejections, height=300), "no rejections")
     d = rejections.copy()
     total = d.groupby("rejection_reason").rejections.sum().sort_values(ascending=False)
     if len(total) > top:
@@ -306,7 +307,7 @@ def rejection_bars(
         total = pd.concat([total.drop(label), total[[label]]])  # the rest goes last
     order = list(total.index[::-1])  # largest on top
     labels = [wrap(r) for r in order]  # whole reasons, on two lines when long
-    fig = figure(title, height=max(300, 90 + 38 * len(order)))
+    fig = figure(title, data=rejections, height=max(300, 90 + 38 * len(order)))
     if "source" in d.columns:
         for i, (source, part) in enumerate(d.groupby("source", sort=True)):
             values = part.groupby("rejection_reason").rejections.sum().reindex(order, fill_value=0)
@@ -348,7 +349,9 @@ def rejection_bars(
 def success_rates_figure(rates: pd.DataFrame, title: str = "Outcomes by event type") -> go.Figure:
     """The guide's Success Rates: percentage of each outcome per event type."""
     require(rates, ["type", "outcome", "percentage"], "success_rates_figure")
-    fig = figure(title, barmode="stack", height=max(300, 80 + 40 * rates.type.nunique()))
+    fig = figure(
+        title, data=rates, barmode="stack", height=max(300, 80 + 40 * rates.type.nunique())
+    )
     if rates.empty:
         return empty(fig, "no events")
     for outcome, part in rates.groupby("outcome", sort=False):
@@ -372,7 +375,7 @@ def success_rates_figure(rates: pd.DataFrame, title: str = "Outcomes by event ty
 def source_performance_figure(perf: pd.DataFrame, title: str = "Source performance") -> go.Figure:
     """Revenue, cost and profit per source, with acceptance and delivery rates on hover."""
     require(perf, ["source", "revenue", "profit"], "source_performance_figure")
-    fig = figure(title, barmode="group", height=420)
+    fig = figure(title, data=perf, barmode="group", height=420)
     if perf.empty:
         return empty(fig, "no sources")
     d = perf.sort_values("profit", ascending=False)
@@ -404,7 +407,7 @@ def enhancement_value_figure(value: pd.DataFrame, title: str | None = None) -> g
     the leads that reached it (``analytics.enhancement_value``), with each group's size."""
     require(value, ["group", "delivery_rate"], "enhancement_value_figure")
     service = value.attrs.get("service", "the enhancement")
-    fig = figure(title or f"Is {service} worth it?", height=380)
+    fig = figure(title or f"Is {service} worth it?", data=value, height=380)
     if value.empty:
         return empty(fig, "no leads reached it")
     sizes = value.leads if "leads" in value else pd.Series([None] * len(value))
@@ -435,7 +438,7 @@ def enhancement_value_figure(value: pd.DataFrame, title: str | None = None) -> g
 def buyer_figure(buyers: pd.DataFrame, title: str = "Buyer acceptance") -> go.Figure:
     """Acceptance rate per buyer against the guide's 70% line, response time on hover."""
     require(buyers, ["recipient", "acceptance_rate"], "buyer_figure")
-    fig = figure(title, height=max(300, 80 + 36 * len(buyers)))
+    fig = figure(title, data=buyers, height=max(300, 80 + 36 * len(buyers)))
     if buyers.empty:
         return empty(fig, "no buyers")
     d = buyers.sort_values("acceptance_rate")
@@ -468,7 +471,9 @@ def buyer_figure(buyers: pd.DataFrame, title: str = "Buyer acceptance") -> go.Fi
 def errors_figure(errors: pd.DataFrame, title: str = "Technical errors by type") -> go.Figure:
     """recipient.error / enhancement.error counts by error type (and entity)."""
     require(errors, ["error_type", "errors"], "errors_figure")
-    fig = figure(title, barmode="stack", height=max(300, 80 + 34 * errors.error_type.nunique()))
+    fig = figure(
+        title, data=errors, barmode="stack", height=max(300, 80 + 34 * errors.error_type.nunique())
+    )
     if errors.empty:
         return empty(fig, "no technical errors")
     by = "entity_name" if "entity_name" in errors.columns else None
@@ -490,7 +495,7 @@ def errors_figure(errors: pd.DataFrame, title: str = "Technical errors by type")
 def timeouts_figure(over_time: pd.DataFrame, title: str = "Timeouts over time") -> go.Figure:
     """Timeouts (or errors) per time bucket, one line per entity."""
     require(over_time, ["bucket", "timeouts"], "timeouts_figure")
-    fig = figure(title, height=360)
+    fig = figure(title, data=over_time, height=360)
     if over_time.empty:
         return empty(fig, "no timeouts")
     by = "entity_name" if "entity_name" in over_time.columns else None
@@ -515,7 +520,7 @@ def timeouts_figure(over_time: pd.DataFrame, title: str = "Timeouts over time") 
 def retry_figure(retries: pd.DataFrame, title: str = "Retry effectiveness") -> go.Figure:
     """Share of retries that succeeded, by attempt number."""
     require(retries, ["retry_count", "retries", "success_rate"], "retry_figure")
-    fig = figure(title, height=340)
+    fig = figure(title, data=retries, height=340)
     if retries.empty:
         return empty(fig, "no retries")
     fig.add_trace(
@@ -546,7 +551,7 @@ def bubbleup_figure(
 ) -> go.Figure:
     """The most over-represented attributes of a selection (``investigate.bubbleup``)."""
     require(ranked, ["attribute", "value", "odds_ratio"], "bubbleup_figure")
-    fig = figure(title, height=max(320, 80 + 30 * min(top, len(ranked))))
+    fig = figure(title, data=ranked, height=max(320, 80 + 30 * min(top, len(ranked))))
     if ranked.empty:
         return empty(fig, "nothing stands out")
     d = ranked.head(top).iloc[::-1]
@@ -572,7 +577,11 @@ def bubbleup_figure(
 def alerts_figure(alerts: pd.DataFrame, title: str = "Alerts") -> go.Figure:
     """When each rule fired, per subject (``alerts.evaluate``)."""
     require(alerts, ["rule", "subject", "window_start", "value"], "alerts_figure")
-    fig = figure(title, height=max(300, 80 + 30 * alerts.subject.nunique() if len(alerts) else 300))
+    fig = figure(
+        title,
+        data=alerts,
+        height=max(300, 80 + 30 * alerts.subject.nunique() if len(alerts) else 300),
+    )
     if alerts.empty:
         return empty(fig, "no alerts fired")
     for i, (rule, part) in enumerate(alerts.groupby("rule", sort=True)):
@@ -599,7 +608,7 @@ def alert_episodes_figure(episodes: pd.DataFrame, title: str = "Alerts over time
     subject, coloured by severity (the frame of ``widgets.AlertMonitor.frame()``)."""
     require(episodes, ["rule", "subject", "started", "ended", "severity"], "alert_episodes_figure")
     rows = (episodes.rule.astype(str) + ": " + episodes.subject.astype(str)).map(short)
-    fig = figure(title, height=max(220, 90 + 26 * rows.nunique()), barmode="overlay")
+    fig = figure(title, data=episodes, height=max(220, 90 + 26 * rows.nunique()), barmode="overlay")
     if episodes.empty:
         return empty(fig, "no alert fired")
     df = episodes.assign(row=rows)

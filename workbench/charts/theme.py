@@ -21,6 +21,7 @@ __all__ = [
     "ChartError",
     "require",
     "figure",
+    "subtitle",
     "empty",
     "pct",
     "short",
@@ -85,9 +86,45 @@ def require(df: pd.DataFrame, columns: Iterable[str], chart: str) -> None:
         )
 
 
-def figure(title: str, **layout) -> go.Figure:
+def subtitle(data: pd.DataFrame | None) -> str:
+    """What a figure's data says of itself, for the line under its title: the period
+    (``since``/``until`` in ``data.attrs``), the time basis (``date_basis``) and how
+    many leads or events are behind it (a ``leads``, ``submitted`` or ``events``
+    column, or ``attrs["n"]``)."""
+    if data is None or not isinstance(data, pd.DataFrame):
+        return ""
+    a = data.attrs or {}
+    parts = []
+    since, until = a.get("since"), a.get("until")
+    if since is not None and until is not None:
+        lo, hi = pd.Timestamp(since), pd.Timestamp(until) - pd.Timedelta(milliseconds=1)
+        parts.append(
+            f"{lo:%b %d} – {hi:%b %d, %Y}"
+            if lo.year == hi.year
+            else f"{lo:%b %d, %Y} – {hi:%b %d, %Y}"
+        )
+    if a.get("date_basis"):
+        parts.append(f"by {a['date_basis']}")
+    n, what = a.get("n"), a.get("n_of", "leads")
+    if n is None:
+        for col, label in (("leads", "leads"), ("submitted", "leads"), ("events", "events")):
+            if col in data.columns and len(data):
+                n, what = int(pd.to_numeric(data[col], errors="coerce").fillna(0).sum()), label
+                break
+    if n is not None:
+        parts.append(f"{int(n):,} {what}")
+    return " · ".join(parts)
+
+
+def figure(title: str, data: pd.DataFrame | None = None, **layout) -> go.Figure:
+    """An empty figure in the workbench's look, titled; with ``data``, a subtitle
+    says the period, the time basis and how many leads are behind it."""
     fig = go.Figure()
-    fig.update_layout(template=TEMPLATE, title=title, **layout)
+    sub = subtitle(data)
+    text = f"{title}<br><sup style='color:#607D8B'>{sub}</sup>" if sub else title
+    fig.update_layout(template=TEMPLATE, title=text, **layout)
+    if sub:
+        fig.update_layout(margin=dict(t=78))
     return fig
 
 
