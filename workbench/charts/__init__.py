@@ -7,6 +7,15 @@ through one long-lived kaleido server (Chromium started once, not per image) or 
 self-contained offline HTML file; ``report(items, path)`` writes one HTML page of
 several figures and tables.
 
+The standard every builder keeps (work in progress where noted in the issue tracker):
+a title that says what the chart shows and, under it, the period asked for, the time
+basis (event or submission date) and how many leads or events are behind it
+(``theme.subtitle``); axis titles in words with units; percentages as percentages of
+something named; colours from the Okabe-Ito set (``OUTCOME_COLORS``: success blue,
+failure vermilion, error orange; no red against green); labels wrapped, not cut
+(``theme.wrap``); a rate over too few leads left blank and said so, not drawn as an
+alarming 0% or 100%.
+
 >>> import pandas as pd
 >>> fig = rejection_bars(pd.DataFrame({"rejection_reason": ["Invalid phone"], "rejections": [40],
 ...                                     "share": [1.0]}))
