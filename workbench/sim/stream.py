@@ -279,10 +279,12 @@ class Stream:
                 if j:
                     due = self._pending.slice(0, j)
                     self._pending = self._pending.slice(j)
+            # the clock moves before the events land, so a reader never sees an event
+            # ahead of it (appending takes a while when the stream is behind)
+            self._clock_ms = now
         if due is not None:
             report = self.store.append(due, progress=False, label=f"stream {self.run_id}")
         with self._lock:
-            self._clock_ms = now
             if due is None:
                 return now
             for row in pc.value_counts(due["type"]).to_pylist():
