@@ -279,3 +279,13 @@ def test_results_say_what_they_are(flow):
     df = analytics.source_performance(flow)
     assert df.attrs["title"] == "Source performance" and "FROM lead_summary" in df.attrs["sql"]
     assert isinstance(df, pd.DataFrame)
+
+
+def test_success_rates_by_step_compare_buyers(flow):
+    r = analytics.success_rates(flow, by="step").set_index(["step_name", "outcome"])
+    # Buyer A delivered a1 a2 a3; Buyer B rejected a4 and delivered b3
+    assert r.loc[("Buyer A", "success"), "percentage"] == 100.0
+    assert r.loc[("Buyer B", "success"), "percentage"] == 50.0
+    assert r.loc[("Buyer B", "failure"), "count"] == 1
+    with pytest.raises(ValueError, match="by='buyer'"):
+        analytics.success_rates(flow, by="buyer")

@@ -186,15 +186,39 @@ ORDER BY type, outcome
 )
 
 
-def success_rates(session, types: str = "recipient.%", *, since=None, until=None) -> pd.DataFrame:
+_q(
+    "success_rates_by_step",
+    """
+SELECT step_name, outcome,
+       COUNT(*) AS count,
+       CAST(COUNT(*) AS DOUBLE) * 100 / SUM(COUNT(*)) OVER (PARTITION BY step_name) AS percentage
+FROM events
+WHERE type LIKE $types AND timestamp >= $since AND timestamp < $until
+GROUP BY step_name, outcome
+ORDER BY step_name, outcome
+""",
+)
+
+
+def success_rates(
+    session, types: str = "recipient.%", *, by: str = "type", since=None, until=None
+) -> pd.DataFrame:
     """The guide's Success Rates: outcome counts and percentage per event type.
 
-    ``types`` is a LIKE pattern (default ``'recipient.%'``, as in the guide)."""
+    ``types`` is a LIKE pattern (default ``'recipient.%'``, as in the guide). Most event
+    types have one outcome (``recipient.failed`` is always a failure), so per type the
+    shares are 100%; ``by="step"`` gives each step's (each buyer's, each service's)
+    shares of success, failure and error instead, the view that compares them.
+
+    >>> success_rates(session, by="step").head(3)                  # doctest: +SKIP
+    """
+    if by not in ("type", "step"):
+        raise ValueError(f"by={by!r}: use 'type' (the guide's query) or 'step'")
     return _run(
         session,
-        "success_rates",
+        "success_rates" if by == "type" else "success_rates_by_step",
         {"types": types, **_window(since, until)},
-        title=f"Success rates of {types}",
+        title=f"Outcomes of {types} by {'event type' if by == 'type' else 'step'}",
         basis=EVENT_DATE,
     )
 

@@ -346,18 +346,37 @@ def rejection_bars(
     return fig
 
 
-def success_rates_figure(rates: pd.DataFrame, title: str = "Outcomes by event type") -> go.Figure:
-    """The guide's Success Rates: percentage of each outcome per event type."""
-    require(rates, ["type", "outcome", "percentage"], "success_rates_figure")
+def success_rates_figure(rates: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """The guide's Success Rates: percentage of each outcome per event type, or per step
+    (``analytics.success_rates(session, by="step")``: each buyer's or service's shares).
+    Per type most bars are one outcome at 100%; the chart says so."""
+    key = "step_name" if "step_name" in rates.columns else "type"
+    require(rates, [key, "outcome", "percentage"], "success_rates_figure")
+    what = "step" if key == "step_name" else "event type"
     fig = figure(
-        title, data=rates, barmode="stack", height=max(300, 80 + 40 * rates.type.nunique())
+        title or f"Outcomes by {what}",
+        data=rates,
+        barmode="stack",
+        height=max(300, 80 + 40 * rates[key].nunique()),
     )
     if rates.empty:
         return empty(fig, "no events")
+    if key == "type" and rates.groupby("type").outcome.nunique().max() == 1:
+        fig.add_annotation(
+            text="each event type has one outcome here: see success_rates(..., by='step')",
+            showarrow=False,
+            xref="paper",
+            yref="paper",
+            x=0,
+            y=1.02,
+            xanchor="left",
+            yanchor="bottom",
+            font=dict(size=11, color="#607D8B"),
+        )
     for outcome, part in rates.groupby("outcome", sort=False):
         fig.add_trace(
             go.Bar(
-                y=part.type,
+                y=part[key],
                 x=part.percentage,
                 orientation="h",
                 name=str(outcome),

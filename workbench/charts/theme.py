@@ -107,7 +107,12 @@ def subtitle(data: pd.DataFrame | None) -> str:
         parts.append(f"by {a['date_basis']}")
     n, what = a.get("n"), a.get("n_of", "leads")
     if n is None:
-        for col, label in (("leads", "leads"), ("submitted", "leads"), ("events", "events")):
+        for col, label in (
+            ("leads", "leads"),
+            ("submitted", "leads"),
+            ("events", "events"),
+            ("count", "events"),
+        ):
             if col in data.columns and len(data):
                 n, what = int(pd.to_numeric(data[col], errors="coerce").fillna(0).sum()), label
                 break
