@@ -50,25 +50,32 @@ def funnel_figure(
         )
         return fig
     fig = figure(title or "Funnel by source: share of submitted leads", data=funnel, height=420)
+    # grouped bars, one group per stage: sources whose shares are close stay readable
+    # (lines over the same four stages lay on top of each other)
     rows = funnel.sort_values("submitted", ascending=False)
     for i, (_, r) in enumerate(rows.iterrows()):
         base = r["submitted"] or 1
-        shares = [r[s] / base for s in stages]
+        shares = [r[s] / base for s in stages[1:]]
         fig.add_trace(
-            go.Scatter(
-                x=[s.capitalize() for s in stages],
+            go.Bar(
+                x=[s.capitalize() for s in stages[1:]],
                 y=shares,
-                mode="lines+markers",
-                name=str(r["source"]),
-                line=dict(color=PALETTE[i % len(PALETTE)], width=2.5),
-                marker=dict(size=8),
-                customdata=[r[s] for s in stages],
-                hovertemplate="%{x}: %{customdata:,} leads (%{y:.0%})<extra>"
+                name=f"{r['source']} ({int(r['submitted']):,})",
+                marker_color=PALETTE[i % len(PALETTE)],
+                text=[pct(v) for v in shares],
+                textposition="outside",
+                textfont=dict(size=10),
+                cliponaxis=False,
+                customdata=[r[s] for s in stages[1:]],
+                hovertemplate="%{x}: %{customdata:,} leads (%{y:.0%} of submitted)<extra>"
                 + html.escape(str(r["source"]))
                 + "</extra>",
             )
         )
-    fig.update_yaxes(title="share of submitted leads", tickformat=".0%", range=[0, 1.05])
+    fig.update_layout(barmode="group", bargap=0.25, legend_title="source (leads submitted)")
+    fig.update_yaxes(
+        title="share of the source's submitted leads", tickformat=".0%", range=[0, 1.12]
+    )
     return fig
 
 
