@@ -16,13 +16,21 @@ so the same text can run over the Parquet tiers on a cluster.
 
 from __future__ import annotations
 
-import datetime as dt
-from zoneinfo import ZoneInfo
-
 import pandas as pd
 
-from ..timeutil import as_utc as _utc
-from . import portable as _portable
+from .shared import (  # noqa: F401  the registry and helpers, kept at their old address
+    _FAR_FUTURE,
+    _FAR_PAST,
+    BASES,
+    EVENT_DATE,
+    QUERIES,
+    SUBMISSION_DATE,
+    _basis,
+    _q,
+    _run,
+    _tz_name,
+    _window,
+)
 
 __all__ = [
     "step_durations",
@@ -43,68 +51,6 @@ __all__ = [
     "retry_effectiveness",
     "QUERIES",
 ]
-
-EVENT_DATE = "event date"
-SUBMISSION_DATE = "submission date"
-BASES = {"event": EVENT_DATE, "submission": SUBMISSION_DATE}
-
-#: Every analysis query by name, for the portability checks and for reading.
-QUERIES: dict[str, str] = {}
-
-
-def _q(name: str, sql: str) -> str:
-    QUERIES[name] = sql
-    return sql
-
-
-_FAR_PAST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
-
-
-def _window(since, until) -> dict:
-    return {
-        "since": _FAR_PAST if since is None else _utc(since, "since"),
-        "until": _FAR_FUTURE if until is None else _utc(until, "until"),
-    }
-
-
-_HOUR_MS = 3_600_000
-_BUCKET_MS = {"minute": 60_000, "hour": _HOUR_MS, "day": 86_400_000}
-
-
-def _bucket_times(numbers: pd.Series, ms: int) -> pd.Series:
-    """Bucket numbers (milliseconds since 1970 // ms) as UTC timestamps."""
-    return pd.to_datetime(numbers.astype("int64") * ms, unit="ms", utc=True)
-
-
-def _basis(basis: str) -> str:
-    if basis not in BASES:
-        raise ValueError(f"basis={basis!r}: use 'submission' (by when leads arrived) or 'event'")
-    return BASES[basis]
-
-
-def _run(session, name: str, params: dict, *, title: str, basis: str, **attrs) -> pd.DataFrame:
-    sql = _portable.render(QUERIES[name])
-    df = session.sql(sql, params)
-    df.attrs.update(title=title, date_basis=basis, sql=sql, **attrs)
-    for edge, far in (("since", _FAR_PAST), ("until", _FAR_FUTURE)):
-        if params.get(edge) is not None and params[edge] != far:
-            df.attrs[edge] = params[edge]  # the window asked for, shown under a chart
-    return df
-
-
-def _tz_name(tz: str) -> str:
-    """``tz`` checked as an IANA zone name, as the SQL takes it."""
-    return _tz(tz).key
-
-
-def _tz(tz: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(tz)
-    except Exception:
-        raise ValueError(
-            f"unknown time zone {tz!r}; use an IANA name such as 'America/Chicago'"
-        ) from None
 
 
 # --------------------------------------------------------------------------- performance
@@ -668,193 +614,11 @@ def lead_paths(session, *, since=None, until=None) -> pd.DataFrame:
     )
 
 
-# --------------------------------------------------------------------------- debugging many
-
-_q(
-    "events_by_hour",
-    """
-SELECT local_hour(timestamp, $tz) AS hour,
-       type,
-       COUNT(*) AS events,
-       COUNT(CASE WHEN outcome IN ('failure', 'error') THEN 1 END) AS failures
-FROM events
-WHERE type LIKE $types AND timestamp >= $since AND timestamp < $until
-GROUP BY local_hour(timestamp, $tz), type
-""",
+# the guide's Advanced Debugging over many leads lives in .patterns; here is its address
+from .patterns import (  # noqa: E402
+    business_hours_check,
+    errors_by_type,
+    events_by_hour,
+    retry_effectiveness,
+    timeouts_over_time,
 )
-
-
-def events_by_hour(
-    session, types: str = "%", *, tz: str = "UTC", since=None, until=None
-) -> pd.DataFrame:
-    """Time-based patterns: events and failures by hour of day in ``tz`` per type
-    (each event in its own local hour)."""
-    raw = _run(
-        session,
-        "events_by_hour",
-        {"types": types, "tz": _tz_name(tz), **_window(since, until)},
-        title="",
-        basis=EVENT_DATE,
-    )
-    df = raw[["type", "hour", "events", "failures"]].sort_values(
-        ["type", "hour"], ignore_index=True
-    )
-    df["failure_rate"] = df.failures / df.events
-    df.attrs.update(raw.attrs, title=f"Events by hour of day ({tz})", tz=tz)
-    return df
-
-
-_q(
-    "filter_hours",
-    """
-SELECT entity_name AS filter,
-       COALESCE(rejection_reason, '') AS rejection_reason,
-       local_hour(timestamp, $tz) AS hour,
-       COUNT(CASE WHEN type = 'filter.failed' THEN 1 END) AS failed,
-       COUNT(*) AS evaluated
-FROM events
-WHERE type IN ('filter.passed', 'filter.failed') AND timestamp >= $since AND timestamp < $until
-GROUP BY entity_name, COALESCE(rejection_reason, ''), local_hour(timestamp, $tz)
-""",
-)
-
-
-def business_hours_check(
-    session,
-    *,
-    tz: str = "America/New_York",
-    open_hour: int = 9,
-    close_hour: int = 17,
-    since=None,
-    until=None,
-) -> pd.DataFrame:
-    """Does each filter fail leads in the hours you expect? Per filter and local hour
-    (in ``tz``): evaluated, failed, failure rate, and whether the hour is inside
-    ``open_hour``-``close_hour``. A business-hours filter set to the wrong time zone
-    shows its failures shifted against the expected band (``flag`` says where)."""
-    raw = _run(
-        session,
-        "filter_hours",
-        {**_window(since, until), "tz": _tz_name(tz)},
-        title="",
-        basis=EVENT_DATE,
-    )
-    df = raw.groupby(["filter", "hour"], as_index=False)[["failed", "evaluated"]].sum()
-    df["failure_rate"] = df.failed / df.evaluated
-    df["business_hours"] = df.hour.between(open_hour, close_hour - 1)
-    closed = df[~df.business_hours].groupby("filter").failure_rate.mean()
-    open_ = df[df.business_hours].groupby("filter").failure_rate.mean()
-    df["flag"] = [
-        "fails inside business hours" if open_.get(f, 0) > closed.get(f, 0) + 0.2 else ""
-        for f in df["filter"]
-    ]
-    df.attrs.update(
-        raw.attrs,
-        title=f"Filter failures by local hour ({tz})",
-        tz=tz,
-        business_hours=(open_hour, close_hour),
-    )
-    return df
-
-
-_q(
-    "errors_by_type",
-    """
-SELECT entity_name,
-       type,
-       COALESCE(error_type, 'unknown') AS error_type,
-       COUNT(*) AS errors,
-       MIN(http_status) AS min_http_status,
-       MAX(http_status) AS max_http_status,
-       AVG(duration_ms) AS avg_duration
-FROM events
-WHERE ((type = 'enhancement.failure' AND outcome = 'failure')
-       OR (outcome = 'error' AND type NOT IN ('retry.attempted', 'flow.completed')))
-  AND timestamp >= $since AND timestamp < $until
-GROUP BY entity_name, type, COALESCE(error_type, 'unknown')
-ORDER BY errors DESC
-""",
-)
-
-
-def errors_by_type(session, *, since=None, until=None) -> pd.DataFrame:
-    """Intermittent failures: errors (recipient.error, enhancement.error, ...) and
-    enhancement failures (a provider that answers ``provider_unavailable``, ``no_match``)
-    per service or buyer and error type, with HTTP status range and duration.
-
-    Each failed call counts once: the ``retry.attempted`` event that precedes a retry
-    is not an error of its own (its outcome is the retry's, already counted by the
-    event the retry produced; see :func:`retry_effectiveness`), nor is a flow that
-    completed in error because of one.
-
-    >>> errors_by_type(session).head(3)                        # doctest: +SKIP
-    """
-    return _run(
-        session,
-        "errors_by_type",
-        _window(since, until),
-        title="Errors and enhancement failures",
-        basis=EVENT_DATE,
-    )
-
-
-_q(
-    "timeouts_over_time",
-    """
-SELECT epoch_bucket(timestamp, $bucket_ms) AS bucket,
-       entity_name,
-       COUNT(CASE WHEN error_type = 'timeout' THEN 1 END) AS timeouts,
-       COUNT(CASE WHEN outcome = 'error' THEN 1 END) AS errors,
-       COUNT(*) AS calls
-FROM events
-WHERE (type LIKE 'recipient.%' OR type LIKE 'enhancement.%')
-  AND timestamp >= $since AND timestamp < $until
-GROUP BY epoch_bucket(timestamp, $bucket_ms), entity_name
-ORDER BY bucket, entity_name
-""",
-)
-
-
-def timeouts_over_time(session, *, bucket: str = "hour", since=None, until=None) -> pd.DataFrame:
-    """Timeouts and errors per ``bucket`` (minute, hour, day) and service or buyer."""
-    if bucket not in _BUCKET_MS:
-        raise ValueError(f"bucket={bucket!r}: use 'minute', 'hour' or 'day'")
-    df = _run(
-        session,
-        "timeouts_over_time",
-        {"bucket_ms": _BUCKET_MS[bucket], **_window(since, until)},
-        title=f"Timeouts per {bucket}",
-        basis=EVENT_DATE,
-    )
-    df = df[df.calls > 0].reset_index(drop=True)
-    df["bucket"] = _bucket_times(df.bucket, _BUCKET_MS[bucket])
-    df["timeout_rate"] = df.timeouts / df.calls
-    return df
-
-
-_q(
-    "retry_effectiveness",
-    """
-SELECT retry_count,
-       COUNT(*) AS retries,
-       COUNT(CASE WHEN outcome = 'success' THEN 1 END) AS succeeded,
-       CAST(COUNT(CASE WHEN outcome = 'success' THEN 1 END) AS DOUBLE) / COUNT(*) AS success_rate,
-       AVG(duration_ms) AS avg_retry_ms
-FROM events
-WHERE type = 'retry.attempted' AND timestamp >= $since AND timestamp < $until
-GROUP BY retry_count
-ORDER BY retry_count
-""",
-)
-
-
-def retry_effectiveness(session, *, since=None, until=None) -> pd.DataFrame:
-    """Retry effectiveness: per attempt number, how many retries succeeded and how long
-    a retry took."""
-    return _run(
-        session,
-        "retry_effectiveness",
-        _window(since, until),
-        title="Retry effectiveness",
-        basis=EVENT_DATE,
-    )
