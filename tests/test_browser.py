@@ -242,9 +242,25 @@ def test_a_filter_click_changes_the_table_and_counts(page):
         ],
         timeout=30_000,
     )
+    name = re.sub(r"\s*\([\d,]+\)$", "", pick.replace("\xa0", " "))  # options use nbsp
+    # the table is drawn after the summary: wait until every row is the picked entity's
+    try:
+        page.wait_for_function(
+            "([el, name]) => { const rows = [...el.querySelectorAll('tbody tr')];"
+            " return rows.length > 0 &&"
+            " rows.every(r => r.innerText.replace(/\\u00a0/g, ' ').includes(name)); }",
+            arg=[out.locator(".wb-table").first.element_handle(), name],
+            timeout=30_000,
+        )
+    except Exception:
+        summary, rows = _explorer_state(out)
+        raise AssertionError(f"picked {pick!r}; summary {summary!r}; rows {rows[:3]!r}") from None
     after_summary, after_rows = _explorer_state(out)
     assert int(re.search(r"([\d,]+)\s+events", after_summary).group(1).replace(",", "")) == expected
-    assert after_rows != before_rows
+    after_rows = [r.replace("\xa0", " ") for r in after_rows]
+    assert after_rows and all(name in r for r in after_rows)
+    if not all(name in r.replace("\xa0", " ") for r in before_rows):  # may be its already
+        assert after_rows != before_rows
     _shot(out, "explorer_filtered")
 
 
