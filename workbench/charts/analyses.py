@@ -399,16 +399,31 @@ def success_rates_figure(rates: pd.DataFrame, title: str | None = None) -> go.Fi
 
 
 def source_performance_figure(perf: pd.DataFrame, title: str = "Source performance") -> go.Figure:
-    """Revenue, cost and profit per source, with acceptance and delivery rates on hover."""
+    """Where each source's revenue goes: one bar per source, its revenue split into
+    costs (lead and enhancement) and profit, so a small cost stays visible beside a
+    large profit; a loss reaches below zero. Acceptance and delivery rates on hover."""
     require(perf, ["source", "revenue", "profit"], "source_performance_figure")
-    fig = figure(title, data=perf, barmode="group", height=420)
+    fig = figure(title, data=perf, barmode="relative", height=440)
     if perf.empty:
         return empty(fig, "no sources")
-    d = perf.sort_values("profit", ascending=False)
+    d = perf.sort_values("revenue", ascending=False)
     cost = d.revenue - d.profit
     custom = d[[c for c in ("submitted", "acceptance_rate", "delivery_rate") if c in d]].to_numpy()
-    fig.add_trace(go.Bar(x=d.source, y=d.revenue, name="revenue", marker_color=PALETTE[0]))
-    fig.add_trace(go.Bar(x=d.source, y=cost, name="cost", marker_color="#90A4AE"))
+    rates = (
+        "<br>submitted %{customdata[0]:,}<br>acceptance %{customdata[1]:.0%}"
+        "<br>delivery %{customdata[2]:.0%}"
+        if custom.shape[1] == 3
+        else ""
+    )
+    fig.add_trace(
+        go.Bar(
+            x=d.source,
+            y=cost,
+            name="costs (leads + enhancements)",
+            marker_color="#8C6D31",
+            hovertemplate="%{x}<br>costs $%{y:,.2f}<extra></extra>",
+        )
+    )
     fig.add_trace(
         go.Bar(
             x=d.source,
@@ -417,14 +432,33 @@ def source_performance_figure(perf: pd.DataFrame, title: str = "Source performan
             marker_color=[
                 OUTCOME_COLORS["success"] if p >= 0 else OUTCOME_COLORS["failure"] for p in d.profit
             ],
-            customdata=custom,
-            hovertemplate="%{x}<br>profit $%{y:,.2f}<br>submitted %{customdata[0]:,}"
-            "<br>acceptance %{customdata[1]:.0%}<br>delivery %{customdata[2]:.0%}<extra></extra>"
-            if custom.shape[1] == 3
-            else None,
+            text=[f"${v:,.0f}" for v in d.profit],
+            textposition="inside",
+            customdata=custom if len(custom) else None,
+            hovertemplate="%{x}<br>profit $%{y:,.2f}" + rates + "<extra></extra>",
         )
     )
-    fig.update_yaxes(title="USD", tickprefix="$")
+    fig.add_trace(
+        go.Scatter(
+            x=d.source,
+            y=[max(r, c) for r, c in zip(d.revenue, cost, strict=True)],
+            mode="text",
+            # costs are often a few % of revenue: too thin a segment to label, so the
+            # figure says them above the bar
+            text=[
+                f"revenue ${r:,.0f}<br>costs ${c:,.0f} ({c / r:.1%})" if r else f"costs ${c:,.0f}"
+                for r, c in zip(d.revenue, cost, strict=True)
+            ],
+            textposition="top center",
+            showlegend=False,
+            hoverinfo="skip",
+        )
+    )
+    fig.update_yaxes(title="USD (costs + profit = revenue)", tickprefix="$")
+    top = float(max(d.revenue.max(), cost.max(), 0))
+    if top > 0:
+        fig.update_yaxes(range=[min(float(d.profit.min()), 0) * 1.15, top * 1.18])
+    fig.update_layout(legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
     return fig
 
 
