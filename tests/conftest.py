@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
 from dataclasses import dataclass
 
 import pandas as pd
@@ -163,3 +169,42 @@ def widget_messages(monkeypatch) -> list[dict]:
 
     monkeypatch.setattr(Widget, "_send", record)
     return sent
+
+
+# --------------------------------------------------------------------------- a server
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(proc: subprocess.Popen, probe, log, what: str, seconds: float):
+    """Wait until ``probe()`` answers (the server ``proc`` started, in its own session),
+    failing with the end of ``log`` if it exits or stays silent for ``seconds``; on the
+    way out, stop its whole process group."""
+    try:
+        deadline = time.monotonic() + seconds
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"{what} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                probe()
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    pytest.fail(
+                        f"JupyterLab did not answer in {seconds:g} s:\n{log.read_text()[-3000:]}"
+                    )
+                time.sleep(0.5)
+        yield
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -10,11 +10,8 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -22,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from workbench.sim import simulate
+
+from .conftest import free_port, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 TOUR = ROOT / "notebooks" / "05_widgets_tour.ipynb"
@@ -47,12 +46,6 @@ WIDGET_CELLS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, browser):
     pytest.importorskip("playwright")
@@ -76,7 +69,7 @@ def lab(tmp_path_factory, browser):
         f = settings / f"{plugin}.jupyterlab-settings"
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text(json.dumps(values))
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "WORKBENCH_SAMPLE_STORE": str(store),
@@ -104,26 +97,12 @@ def lab(tmp_path_factory, browser):
             args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"JupyterLab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=5)
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"JupyterLab did not answer in 90 s:\n{log.read_text()[-3000:]}")
-                time.sleep(0.5)
+
+    def probe():
+        urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=5)
+
+    with serving(proc, probe, log, "JupyterLab", 90):
         yield url, log
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -21,16 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import free_port, serving
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "workbench-lab-test"
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str):
@@ -51,7 +46,7 @@ def _non_loopback_address() -> str | None:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("lab") / "lab.log"
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(log.parent / "runtime")}
     with log.open("w") as out:
@@ -70,26 +65,9 @@ def lab(tmp_path_factory):
             start_new_session=True,
         )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180  # a fresh checkout builds the sample store first
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"make lab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                _get(f"{base}/api/status")
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"JupyterLab did not answer in 180 s:\n{log.read_text()[-3000:]}")
-                time.sleep(0.5)
+    # a fresh checkout builds the sample store first: give it 180 s
+    with serving(proc, lambda: _get(f"{base}/api/status"), log, "make lab", 180):
         yield base, port
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def test_lab_serves_the_curated_notebooks(lab):

@@ -339,16 +339,21 @@ def enhancement_value(
 #: in the feedback event) as a positive amount. Joined to the lead summary by lead; a
 #: return comes after its lead's submission, so only returns from a day before ``$since``
 #: on are read (the day allows for clocks that disagree).
-RETURNS = """
+def _returned_amount(table: str = "") -> str:
+    """What one return took back, positive: its ``revenue_adjustment``, negated."""
+    return f"-COALESCE(CAST(json_field({table}metadata, 'revenue_adjustment') AS DOUBLE), 0)"
+
+
+RETURNS = f"""
     SELECT lead_id,
-           SUM(-COALESCE(CAST(json_field(metadata, 'revenue_adjustment') AS DOUBLE), 0))
+           SUM({_returned_amount()})
                AS returned_revenue
     FROM events
     WHERE type = 'feedback.received' AND feedback_type = 'return'
       AND timestamp >= $since - INTERVAL 1 DAY
     GROUP BY lead_id"""
-_RETURNED_NOW = """SUM(CASE WHEN e.type = 'feedback.received' AND e.feedback_type = 'return'
-                THEN -COALESCE(CAST(json_field(e.metadata, 'revenue_adjustment') AS DOUBLE), 0)
+_RETURNED_NOW = f"""SUM(CASE WHEN e.type = 'feedback.received' AND e.feedback_type = 'return'
+                THEN {_returned_amount("e.")}
                 ELSE 0 END)"""
 
 _q(
@@ -430,7 +435,7 @@ def source_performance(
 
 _q(
     "buyer_behaviour",
-    """
+    f"""
 SELECT e.entity_name AS recipient,
        COUNT(*) AS attempts,
        COUNT(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success' THEN 1 END) AS accepted,
@@ -453,7 +458,7 @@ LEFT JOIN (
            COUNT(CASE WHEN feedback_type = 'conversion' THEN 1 END) AS conversions,
            COUNT(CASE WHEN feedback_type = 'return' THEN 1 END) AS returns,
            SUM(CASE WHEN feedback_type = 'return'
-                    THEN -COALESCE(CAST(json_field(metadata, 'revenue_adjustment') AS DOUBLE), 0)
+                    THEN {_returned_amount()}
                     ELSE 0 END) AS returned_revenue
     FROM events
     WHERE type = 'feedback.received' AND timestamp >= $since AND timestamp < $until

@@ -490,11 +490,7 @@ def _root_of_buyer_rejection(lead_id, tl, row, buyer, reason):
             "check",
         }
         if svc_words & words:
-            err = (
-                bad.get("error_type")
-                or metadata_of(bad).get("error_type")
-                or bad["type"].split(".")[-1]
-            )
+            err = _service_error(bad)
             verdict = (
                 f"{buyer} rejected the lead ({reason}) because {svc} failed earlier ({err}) "
                 "and its data never reached the buyer"
@@ -534,11 +530,7 @@ def _missing_data(lead_id, tl, types):
         return None
     svc, r = services[0]
     meta = metadata_of(r)
-    err = (
-        r.get("error_type")
-        or meta.get("error_type")
-        or ("error" if r["type"] == "enhancement.error" else "failure")
-    )
+    err = _service_error(r)
     kind = (
         "timed out"
         if "timeout" in str(err)
