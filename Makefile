@@ -9,7 +9,7 @@ PORT   ?= 8888
 ROOT   := $(if $(filter 0,$(shell id -u)),--allow-root)
 LAB_ARGS ?=
 
-.PHONY: lab test sample browser lint format bench clean
+.PHONY: lab test sample browser lint format bench clean visual-refs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ test: $(STAMP) browser
 	$(BIN)/ruff check workbench tests bench
 	$(BIN)/ruff format --check workbench tests bench
 	$(BIN)/python -m pytest
+
+# after a deliberate change to a chart: look at the new images, then keep them
+visual-refs: $(STAMP) browser
+	$(BIN)/python -m tests.visual --update
 
 lint: $(STAMP)
 	$(BIN)/ruff check workbench tests bench

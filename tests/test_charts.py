@@ -90,7 +90,7 @@ def test_late_events_stand_side_by_side_and_failures_say_why(store):
         assert x0 + w0 <= x1, "late events overlap"
     assert any(t.startswith("+2.0 days") for t in fig.layout.xaxis.ticktext)
     failed = tl[tl.outcome == "failure"]
-    labels = " ".join(a.text for a in fig.layout.annotations)
+    labels = " ".join(a.text.replace("<br>", " ") for a in fig.layout.annotations)
     for reason in failed.rejection_reason.dropna().unique():
         assert reason in labels
 
@@ -313,6 +313,49 @@ def test_report_holds_figures_tables_and_text_once_offline(tmp_path):
     assert "Weekly &lt;review&gt;" in text and not re.search(r'<script[^>]+src="https?://', text)
     with pytest.raises(charts.ChartError, match="report\\(\\) takes"):
         charts.report([42], tmp_path / "x.html")
+
+
+def test_report_embeds_the_smallest_plotlyjs_that_draws_the_page(tmp_path):
+    bars = [
+        charts.rejection_bars(FRAMES["rejection_bars"]),
+        charts.funnel_figure(FRAMES["funnel_figure"]),
+    ]
+    small = charts.report(bars, tmp_path / "bars.html")
+    assert "plotly.js (basic)" in small.read_text()
+    assert small.stat().st_size < 1_500_000  # bars and lines: the 1.2 MB bundle
+    heat = charts.report([charts.hour_heatmap(FRAMES["hour_heatmap"])], tmp_path / "heat.html")
+    assert "plotly.js (cartesian)" in heat.read_text()
+    full = charts.report([charts.sankey_figure(FRAMES["sankey_figure"])], tmp_path / "s.html")
+    assert "plotly.js (full)" in full.read_text()  # no partial bundle draws a sankey
+    linked = charts.report(bars, tmp_path / "cdn.html", include_plotlyjs="cdn")
+    text = linked.read_text()
+    assert linked.stat().st_size < 50_000 and 'src="https://cdn.plot.ly/plotly-' in text
+    with pytest.raises(charts.ChartError, match="include_plotlyjs"):
+        charts.report(bars, tmp_path / "x.html", include_plotlyjs="inline")
+
+
+def test_a_report_table_reads_as_a_person_writes_it_and_the_header_says_the_period(tmp_path):
+    df = pd.DataFrame(
+        {
+            "source": ["Acme", "Beta"],
+            "submitted": [12345, 7],
+            "delivery_rate": [0.874729, float("nan")],
+            "revenue": [1234.5, None],
+            "last_seen": pd.to_datetime(["2026-01-05 10:11:12.345678", None], utc=True),
+        }
+    )
+    df.attrs.update(
+        title="Sources",
+        date_basis="submission date",
+        since=pd.Timestamp("2026-01-01", tz="UTC"),
+        until=pd.Timestamp("2026-01-08", tz="UTC"),
+    )
+    text = charts.report([df], tmp_path / "t.html").read_text()
+    assert "87.5%" in text and "$1,234.50" in text and "12,345" in text
+    assert "2026-01-05 10:11:12<" in text and "nan" not in text.lower().replace("nano", "")
+    assert "&lt;NA&gt;" not in text and "NaT" not in text and "0.874729" not in text
+    assert "delivery rate" in text and "Sources (by submission date)" in text
+    assert "Period: Jan 01 – Jan 07, 2026" in text and "by submission date" in text
 
 
 def test_a_rate_over_too_few_leads_is_left_blank_not_coloured_as_an_extreme():

@@ -11,6 +11,7 @@ A leaf: it imports nothing of the package, so every room may use it.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import math
 import re
@@ -148,8 +149,13 @@ def style(df):
             formats[col] = fmt
         elif str(df[col].dtype).startswith(("int", "Int", "uint", "float", "Float")):
             formats[col] = number
+    # a stable id (pandas draws a random one) so a stored notebook output stays the same
+    ident = hashlib.sha1(
+        repr((list(map(str, df.columns)), df.shape, df.attrs.get("title"))).encode()
+    ).hexdigest()[:8]
     styler = (
-        df.style.format(formats, na_rep="", escape="html")
+        df.style.set_uuid(f"wb{ident}")
+        .format(formats, na_rep="", escape="html")
         .format_index(lambda c: str(c).replace("_", " "), axis=1, escape="html")
         .hide(axis="index")
     )

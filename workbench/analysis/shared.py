@@ -62,7 +62,22 @@ def _run(session, name: str, params: dict, *, title: str, basis: str, **attrs) -
     for edge, far in (("since", _FAR_PAST), ("until", _FAR_FUTURE)):
         if params.get(edge) is not None and params[edge] != far:
             df.attrs[edge] = params[edge]  # the window asked for, shown under a chart
+    if "since" not in df.attrs or "until" not in df.attrs:
+        _extent(session, params, df.attrs)
     return df
+
+
+def _extent(session, params: dict, attrs: dict) -> None:
+    """The first and last event the open-ended window holds, as ``attrs["first_event"]``
+    and ``attrs["last_event"]``, so a chart over "everything" still says which days."""
+    window = {k: params.get(k) or far for k, far in (("since", _FAR_PAST), ("until", _FAR_FUTURE))}
+    ext = session.sql(
+        "SELECT min(timestamp) AS first_event, max(timestamp) AS last_event FROM events "
+        "WHERE timestamp >= $since AND timestamp < $until",
+        window,
+    )
+    if len(ext) and not pd.isna(ext.first_event[0]):
+        attrs["first_event"], attrs["last_event"] = ext.first_event[0], ext.last_event[0]
 
 
 def _tz_name(tz: str) -> str:

@@ -7,7 +7,8 @@ through one long-lived kaleido server (Chromium started once, not per image) or 
 self-contained offline HTML file; ``report(items, path)`` writes one HTML page of
 several figures and tables.
 
-The standard every builder keeps (work in progress where noted in the issue tracker):
+The standard every builder keeps (each builder is drawn over the sample week and compared
+with a reference image by tests/test_visual.py; `make visual-refs` renews them):
 a title that says what the chart shows and, under it, the period asked for, the time
 basis (event or submission date) and how many leads or events are behind it
 (``theme.subtitle``); axis titles in words with units; percentages as percentages of

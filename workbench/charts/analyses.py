@@ -38,16 +38,34 @@ def funnel_figure(
         return empty(figure(title or "Funnel", data=funnel, height=380), "no leads")
     if not by_source or "source" not in funnel.columns:
         totals = funnel[stages].sum()
+        top = float(totals.iloc[0]) or 1.0
         fig = figure(title or "Lead funnel", data=funnel, height=380)
+        # centred bars (a funnel drawn with plain bars: any plotly.js bundle draws it)
+        labels = [
+            f"{int(v):,}" if i == 0 else f"{int(v):,} · {v / top:.0%} of submitted"
+            for i, v in enumerate(totals.values)
+        ]
         fig.add_trace(
-            go.Funnel(
+            go.Bar(
                 y=[s.capitalize() for s in stages],
                 x=totals.values,
-                texttemplate="%{value:,}<br>%{percentInitial:.0%}",
+                base=(top - totals.values) / 2,
+                orientation="h",
+                text=labels,
+                # inside a wide bar, beside a narrow one (white on the bar, dark beside)
+                textposition=["inside" if v / top > 0.45 else "outside" for v in totals.values],
+                insidetextanchor="middle",
+                textfont=dict(
+                    color=["white" if v / top > 0.45 else "#263238" for v in totals.values]
+                ),
+                cliponaxis=False,
                 marker=dict(color=["#08306B", "#2171B5", "#4292C6", "#6BAED6"][: len(stages)]),
-                connector=dict(line=dict(color="#CFD8DC", width=1)),
+                hovertemplate="%{y}: %{x:,} leads<extra></extra>",
+                width=0.7,
             )
         )
+        fig.update_yaxes(autorange="reversed", title=None)
+        fig.update_xaxes(visible=False, range=[-top * 0.02, top * 1.02])
         return fig
     fig = figure(title or "Funnel by source: share of submitted leads", data=funnel, height=420)
     # grouped bars, one group per stage: sources whose shares are close stay readable
@@ -609,28 +627,67 @@ def retry_figure(retries: pd.DataFrame, title: str = "Retry effectiveness") -> g
 def bubbleup_figure(
     ranked: pd.DataFrame, top: int = 12, title: str = "What sets the selection apart"
 ) -> go.Figure:
-    """The most over-represented attributes of a selection (``investigate.bubbleup``)."""
+    """The most over-represented values of a selection (``investigate.bubbleup``): for
+    each, the share of the selected leads that hold it beside the share of the baseline
+    that does, ranked by odds ratio, the ratio written at the end ("only in the
+    selection" where the baseline has none, rather than a ratio of thousands that only
+    the smoothing made)."""
     require(ranked, ["attribute", "value", "odds_ratio"], "bubbleup_figure")
-    fig = figure(title, data=ranked, height=max(320, 80 + 30 * min(top, len(ranked))))
+    n = min(top, len(ranked))
+    fig = figure(title, data=ranked, height=max(320, 110 + 44 * n), barmode="group")
     if ranked.empty:
         return empty(fig, "nothing stands out")
     d = ranked.head(top).iloc[::-1]
-    labels = [f"{a} = {short(v, 40)}" for a, v in zip(d.attribute, d.value, strict=True)]
-    custom = d[[c for c in ("selection_share", "baseline_share") if c in d]].to_numpy()
-    fig.add_trace(
-        go.Bar(
-            y=labels,
-            x=d.odds_ratio,
-            orientation="h",
-            marker_color=PALETTE[3],
-            customdata=custom,
-            hovertemplate="%{y}<br>odds ratio %{x:.1f}<br>selection %{customdata[0]:.0%} · baseline %{customdata[1]:.0%}<extra></extra>"
-            if custom.shape[1] == 2
-            else None,
+    labels = [
+        wrap(f"{str(a).removeprefix('field.')} = {v}", 40, 2)
+        for a, v in zip(d.attribute, d.value, strict=True)
+    ]
+    if not {"selection_share", "baseline_share"} <= set(d.columns):  # odds ratios only
+        fig.add_trace(go.Bar(y=labels, x=d.odds_ratio, orientation="h", marker_color=PALETTE[3]))
+        fig.update_xaxes(title="odds ratio (selection vs baseline)", type="log")
+        return fig
+    sel_n, base_n = ranked.attrs.get("selection"), ranked.attrs.get("baseline")
+    for col, name, color, n_of in (
+        ("baseline_share", "baseline", "#B0BEC5", base_n),
+        ("selection_share", "selection", PALETTE[3], sel_n),
+    ):
+        fig.add_trace(
+            go.Bar(
+                y=labels,
+                x=d[col],
+                orientation="h",
+                name=f"{name} ({n_of:,} leads)" if n_of else name,
+                marker_color=color,
+                hovertemplate=f"%{{y}}<br>{name}: %{{x:.1%}}<extra></extra>",
+            )
+        )
+    ratio = [
+        "only in the selection" if b == 0 else f"{o:,.1f}× the odds"
+        for o, b in zip(d.odds_ratio, d.baseline_share, strict=True)
+    ]
+    for y, x, text in zip(
+        labels, d[["selection_share", "baseline_share"]].max(axis=1), ratio, strict=True
+    ):
+        fig.add_annotation(
+            x=x,
+            y=y,
+            text=text,
+            showarrow=False,
+            xanchor="left",
+            xshift=6,
+            font=dict(size=11, color="#455A64"),
+        )
+    fig.update_xaxes(
+        title="share of the group's leads holding the value",
+        tickformat=".0%",
+        range=[0, min(1.0, float(d[["selection_share", "baseline_share"]].max().max())) * 1.35],
+    )
+    fig.update_yaxes(title=None, automargin=True)
+    fig.update_layout(
+        legend=dict(
+            orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right", traceorder="reversed"
         )
     )
-    fig.update_xaxes(title="odds ratio (selection vs baseline)", type="log")
-    fig.add_vline(x=1, line=dict(color="#90A4AE"))
     return fig
 
 
@@ -667,11 +724,22 @@ def alert_episodes_figure(episodes: pd.DataFrame, title: str = "Alerts over time
     """Each alert as a bar from when it started to when it ended, a row per rule and
     subject, coloured by severity (the frame of ``widgets.AlertMonitor.frame()``)."""
     require(episodes, ["rule", "subject", "started", "ended", "severity"], "alert_episodes_figure")
-    rows = (episodes.rule.astype(str) + ": " + episodes.subject.astype(str)).map(short)
-    fig = figure(title, data=episodes, height=max(220, 90 + 26 * rows.nunique()), barmode="overlay")
+    rows = (
+        episodes.rule.astype(str).str.replace("_", " ") + ": " + episodes.subject.astype(str)
+    ).map(short)
+    said = episodes.copy()
+    said.attrs = dict(episodes.attrs)
+    if len(episodes):  # the alerts' own span, and how many, when the frame does not say
+        said.attrs.setdefault("first_event", episodes.started.min())
+        said.attrs.setdefault("last_event", episodes.ended.max())
+        said.attrs.setdefault("n", len(episodes))
+        said.attrs.setdefault("n_of", "alerts")
+    fig = figure(title, data=said, height=max(220, 100 + 26 * rows.nunique()), barmode="overlay")
     if episodes.empty:
         return empty(fig, "no alert fired")
-    df = episodes.assign(row=rows)
+    df = episodes.assign(
+        row=rows, rank=episodes.severity.map({k: i for i, k in enumerate(SEVERITY_COLORS)})
+    ).sort_values("rank", kind="stable")
     for severity, part in df.groupby("severity", sort=False):
         length = (part.ended - part.started).dt.total_seconds() * 1000
         fig.add_trace(

@@ -167,23 +167,129 @@ def _writing(p: Path):
         raise ChartError(f"cannot write {p}: {e.strerror or e}") from None
 
 
+#: plotly.js's partial bundles shipped beside this module (see plotlyjs/README.md), each
+#: with the trace types it draws, smallest first
+BUNDLE_VERSION = "4.1.1"
+_BUNDLES = (
+    ("basic", frozenset({"bar", "pie", "scatter"})),
+    (
+        "cartesian",
+        frozenset(
+            {"bar", "box", "contour", "heatmap", "histogram", "histogram2d",
+             "histogram2dcontour", "image", "pie", "scatter", "scatterternary", "violin"}
+        ),
+    ),
+)  # fmt: skip
+_HERE = Path(__file__).parent / "plotlyjs"
+
+
+def plotlyjs_for(figures: Sequence[go.Figure]) -> tuple[str, str]:
+    """The smallest plotly.js that draws every trace of ``figures``: (name, source).
+    A partial bundle when one covers them and matches plotly.py's plotly.js version,
+    else the full bundle plotly.py ships."""
+    import gzip
+
+    from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+    types = {trace.type for fig in figures for trace in fig.data}
+    if get_plotlyjs_version() == BUNDLE_VERSION:
+        for name, draws in _BUNDLES:
+            path = _HERE / f"plotly-{name}-{BUNDLE_VERSION}.min.js.gz"
+            if types <= draws and path.is_file():
+                return name, gzip.decompress(path.read_bytes()).decode("utf-8")
+    return "full", get_plotlyjs()
+
+
+def _table_html(df: pd.DataFrame) -> str:
+    """A DataFrame as a report's table: rates as %, money with $, counts with
+    separators, times to the second, blanks for missing values, headers in words."""
+    from ..display import _format_for, number
+
+    shown = pd.DataFrame(index=df.index)
+    for col in df.columns:
+        values = df[col]
+        fmt = _format_for(str(col))
+        if fmt is None and pd.api.types.is_bool_dtype(values):
+            fmt = lambda v: "" if pd.isna(v) else ("yes" if v else "no")  # noqa: E731
+        elif fmt is None and pd.api.types.is_numeric_dtype(values):
+            fmt = number
+        elif fmt is None and pd.api.types.is_datetime64_any_dtype(values):
+            fmt = lambda v: "" if pd.isna(v) else f"{v:%Y-%m-%d %H:%M:%S}"  # noqa: E731
+        elif fmt is None:
+            fmt = lambda v: "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)  # noqa: E731
+        shown[str(col).replace("_", " ")] = [fmt(v) for v in values]
+    numeric = {
+        str(c).replace("_", " ")
+        for c in df.columns
+        if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
+    }
+
+    def cell(tag, col, value):
+        align = ' class="num"' if col in numeric else ""
+        return f"<{tag}{align}>{html.escape(value)}</{tag}>"
+
+    head = "".join(cell("th", c, c) for c in shown.columns)
+    body = "".join(
+        "<tr>"
+        + "".join(cell("td", c, v) for c, v in zip(shown.columns, row, strict=True))
+        + "</tr>"
+        for row in shown.itertuples(index=False)
+    )
+    caption = df.attrs.get("title")
+    cap = ""
+    if caption:
+        basis = df.attrs.get("date_basis")
+        cap = f"<caption>{html.escape(caption + (f' (by {basis})' if basis else ''))}</caption>"
+    return f'<table class="table">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _header(figures: Sequence[go.Figure], tables: Sequence[pd.DataFrame]) -> str:
+    """The page's period and time bases, as its charts and tables say them."""
+    from .theme import described
+
+    said = [dict(f.layout.meta) for f in figures if isinstance(f.layout.meta, dict)]
+    said += [described(t) for t in tables]
+    periods = sorted({s.get("period", "") for s in said} - {""})
+    bases = sorted({s.get("basis", "") for s in said} - {""})
+    parts = []
+    if periods:
+        parts.append("Period: " + ("; ".join(periods) if len(periods) > 1 else periods[0]))
+    if bases:
+        parts.append(
+            "counted " + " and ".join(b.removeprefix("by ") for b in bases).join(["by ", ""])
+        )
+    return " · ".join(parts)
+
+
 def report(
     items: Sequence,
     path: str | os.PathLike,
     *,
     title: str = "Lead-events report",
     subtitle: str | None = None,
+    include_plotlyjs: bool | str = True,
 ) -> Path:
     """One self-contained HTML page of figures, tables (DataFrames) and text, in order.
 
     ``items`` holds Figures, DataFrames, strings (paragraphs) or ``(heading, item)``
-    pairs. plotly.js is embedded once, so the file opens offline.
+    pairs. The header says the period and the time basis the charts and tables were
+    counted on; tables show rates as percentages, money with its currency and blanks
+    for missing values. plotly.js is embedded once and offline (the smallest of its
+    bundles that draws the page: 1.2 MB for bars and lines, 1.5 MB with heatmaps or
+    boxes, 4.8 MB with a sankey); ``include_plotlyjs="cdn"`` links it instead, for a
+    page of a few KB that needs the internet to draw.
 
     >>> report([("Rejections", fig), df], "weekly.html")                 # doctest: +SKIP
     """
+    if include_plotlyjs not in (True, "cdn"):
+        raise ChartError(
+            f"include_plotlyjs={include_plotlyjs!r}: use True (embedded, opens offline) or "
+            "'cdn' (linked, needs the internet)"
+        )
     p = _target(path, "write a report")
     parts: list[str] = []
-    first_fig = True
+    figures: list[go.Figure] = []
+    tables: list[pd.DataFrame] = []
     for item in items:
         heading = None
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
@@ -191,32 +297,40 @@ def report(
         if heading:
             parts.append(f"<h2>{html.escape(heading)}</h2>")
         if isinstance(item, go.Figure):
+            figures.append(item)
             parts.append(
-                item.to_html(
-                    full_html=False, include_plotlyjs=first_fig, config={"displaylogo": False}
-                )
+                item.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
             )
-            first_fig = False
         elif isinstance(item, pd.DataFrame):
-            parts.append(
-                item.to_html(
-                    index=False,
-                    classes="table",
-                    border=0,
-                    na_rep="",
-                    float_format=lambda x: f"{x:,.4g}",
-                )
-            )
+            tables.append(item)
+            parts.append(_table_html(item))
         elif isinstance(item, str):
             parts.append(f"<p>{html.escape(item)}</p>")
         else:
             raise ChartError(
                 f"report() takes Figures, DataFrames, text or (heading, item) pairs, not {type(item).__name__}"
             )
+    script = ""
+    if figures and include_plotlyjs == "cdn":
+        from plotly.offline import get_plotlyjs_version
+
+        script = (
+            '<script src="https://cdn.plot.ly/plotly-'
+            f'{get_plotlyjs_version()}.min.js" charset="utf-8"></script>'
+        )
+    elif figures:
+        bundle, source = plotlyjs_for(figures)
+        script = f'<script type="text/javascript">/* plotly.js ({bundle}) */\n{source}</script>'
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [subtitle] if subtitle else []
+    said = _header(figures, tables)
+    if said:
+        lines.append(said)
+    lines.append(f"Generated {stamp}")
     page = _PAGE.format(
         title=html.escape(title),
-        subtitle=html.escape(subtitle) if subtitle else f"Generated {stamp}",
+        subtitle="<br>".join(html.escape(x) for x in lines),
+        script=script,
         body="\n".join(parts),
     )
     with _writing(p):
@@ -226,14 +340,17 @@ def report(
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+{script}
 <style>
 body {{ font-family: Inter, 'Helvetica Neue', Arial, sans-serif; color: #263238; margin: 2rem auto;
        max-width: 1100px; padding: 0 1rem; }}
 h1 {{ font-size: 1.6rem; margin-bottom: .2rem; }} .sub {{ color: #78909C; margin-top: 0; }}
 h2 {{ font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ECEFF1; padding-bottom: .3rem; }}
 table.table {{ border-collapse: collapse; font-size: .85rem; margin: .5rem 0 1rem; }}
-table.table th, table.table td {{ padding: .3rem .7rem; border-bottom: 1px solid #ECEFF1; text-align: right; }}
-table.table th {{ background: #F5F7F8; }} table.table td:first-child, table.table th:first-child {{ text-align: left; }}
+table.table th, table.table td {{ padding: .3rem .7rem; border-bottom: 1px solid #ECEFF1; text-align: left; }}
+table.table .num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+table.table th {{ background: #F5F7F8; }}
+table.table caption {{ text-align: left; font-weight: 600; padding-bottom: .3rem; }}
 </style></head>
 <body><h1>{title}</h1><p class="sub">{subtitle}</p>
 {body}

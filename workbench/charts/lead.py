@@ -9,7 +9,7 @@ import html
 import pandas as pd
 import plotly.graph_objects as go
 
-from .theme import OUTCOME_COLORS, empty, figure, require
+from .theme import OUTCOME_COLORS, empty, figure, require, wrap
 
 __all__ = ["timeline_figure"]
 
@@ -209,7 +209,7 @@ def timeline_figure(timeline: pd.DataFrame, title: str | None = None) -> go.Figu
         fig.add_annotation(
             x=float((in_lane.x + in_lane.width).max()),
             y=lane,
-            text=html.escape(text if len(text) <= 70 else text[:67] + "..."),
+            text=wrap(html.escape(text), 34, 2),
             showarrow=False,
             xanchor="left",
             xshift=6,
@@ -218,10 +218,12 @@ def timeline_figure(timeline: pd.DataFrame, title: str | None = None) -> go.Figu
     fig.update_yaxes(
         categoryorder="array", categoryarray=list(reversed(lanes)), title=None, automargin=True
     )
-    ticks, labels = [0.0, span], ["0", f"{span:,.0f} ms"]
+    # the flow's own scale (the diamond says its full length); a break's label sits under
+    # what follows it, so no tick stands at the break where two labels would meet
+    ticks, labels = [0.0, span / 2], ["0", f"{span / 2:,.0f} ms"]
     if not breaks:
-        ticks.insert(1, span / 2)
-        labels.insert(1, f"{span / 2:,.0f} ms")
+        ticks.append(span)
+        labels.append(f"{span:,.0f} ms")
     for x0, x1, label in breaks:
         fig.add_vrect(
             x0=x0 - span * 0.04,
@@ -232,7 +234,9 @@ def timeline_figure(timeline: pd.DataFrame, title: str | None = None) -> go.Figu
         )
         ticks.append((x0 + x1) / 2)  # the break's label under the middle of what follows
         labels.append(label)
-    right = float((df.x + df.width).max()) + span * (0.35 if breaks else 0.08)
+    # room on the right for the failure labels, which start where their lane ends
+    room = 0.55 if len(failing) else 0.35 if breaks else 0.08
+    right = float((df.x + df.width).max()) + span * room
     title_x = "time since the lead arrived (axis broken where the lead waited)"
     fig.update_xaxes(
         title=title_x if breaks else "ms since the lead arrived",
@@ -244,6 +248,9 @@ def timeline_figure(timeline: pd.DataFrame, title: str | None = None) -> go.Figu
     )
     fig.update_layout(
         uniformtext=dict(minsize=9, mode="hide"),
-        legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"),
+        # the legend on its own line above the lanes, under the title (a lead id is long)
+        legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0, xanchor="left"),
+        title=dict(y=1.0, yanchor="top", pad=dict(t=14)),
+        margin=dict(t=96),
     )
     return fig

@@ -22,6 +22,7 @@ __all__ = [
     "require",
     "figure",
     "subtitle",
+    "described",
     "empty",
     "pct",
     "short",
@@ -86,48 +87,70 @@ def require(df: pd.DataFrame, columns: Iterable[str], chart: str) -> None:
         )
 
 
-def subtitle(data: pd.DataFrame | None) -> str:
-    """What a figure's data says of itself, for the line under its title: the period
-    (``since``/``until`` in ``data.attrs``), the time basis (``date_basis``) and how
-    many leads or events are behind it (a ``leads``, ``submitted`` or ``events``
-    column, or ``attrs["n"]``)."""
+def described(data: pd.DataFrame | None) -> dict:
+    """What a figure's data says of itself: ``period`` (from ``since``/``until`` in
+    ``data.attrs``, or the first and last event of an open-ended window), ``basis``
+    (``date_basis``) and ``n`` (how many leads or events are behind it: a ``leads``,
+    ``submitted``, ``events``… column, or ``attrs["n"]``), each "" when unknown."""
+    said = {"period": "", "basis": "", "n": ""}
     if data is None or not isinstance(data, pd.DataFrame):
-        return ""
+        return said
     a = data.attrs or {}
-    parts = []
     since, until = a.get("since"), a.get("until")
+    if since is None or until is None:  # an open-ended window: the events it held
+        since = since if since is not None else a.get("first_event")
+        until = until if until is not None else a.get("last_event")
+        until = None if until is None else pd.Timestamp(until) + pd.Timedelta(milliseconds=1)
     if since is not None and until is not None:
         lo, hi = pd.Timestamp(since), pd.Timestamp(until) - pd.Timedelta(milliseconds=1)
-        parts.append(
+        said["period"] = (
             f"{lo:%b %d} – {hi:%b %d, %Y}"
             if lo.year == hi.year
             else f"{lo:%b %d, %Y} – {hi:%b %d, %Y}"
         )
     if a.get("date_basis"):
-        parts.append(f"by {a['date_basis']}")
+        said["basis"] = f"by {a['date_basis']}"
     n, what = a.get("n"), a.get("n_of", "leads")
     if n is None:
-        for col, label in (
-            ("leads", "leads"),
-            ("submitted", "leads"),
-            ("events", "events"),
-            ("count", "events"),
-        ):
+        for col, label in _COUNTED:
             if col in data.columns and len(data):
                 n, what = int(pd.to_numeric(data[col], errors="coerce").fillna(0).sum()), label
                 break
     if n is not None:
-        parts.append(f"{int(n):,} {what}")
-    return " · ".join(parts)
+        said["n"] = f"{int(n):,} {what}"
+    return said
+
+
+#: Columns whose sum says how many things a figure stands on, in order of preference
+_COUNTED = (
+    ("leads", "leads"),
+    ("submitted", "leads"),
+    ("events", "events"),
+    ("count", "events"),
+    ("executions", "events"),
+    ("attempts", "deliveries"),
+    ("rejections", "rejections"),
+    ("calls", "calls"),
+    ("errors", "errors"),
+    ("retries", "retries"),
+    ("decided", "buyer decisions"),
+)
+
+
+def subtitle(data: pd.DataFrame | None) -> str:
+    """The line under a figure's title: period · time basis · n (see ``described``)."""
+    return " · ".join(v for v in described(data).values() if v)
 
 
 def figure(title: str, data: pd.DataFrame | None = None, **layout) -> go.Figure:
     """An empty figure in the workbench's look, titled; with ``data``, a subtitle
-    says the period, the time basis and how many leads are behind it."""
+    says the period, the time basis and how many leads are behind it (kept in
+    ``layout.meta`` too, where ``report()`` reads a page's period and basis)."""
     fig = go.Figure()
-    sub = subtitle(data)
+    said = described(data)
+    sub = " · ".join(v for v in said.values() if v)
     text = f"{title}<br><sup style='color:#607D8B'>{sub}</sup>" if sub else title
-    fig.update_layout(template=TEMPLATE, title=text, **layout)
+    fig.update_layout(template=TEMPLATE, title=text, meta=said, **layout)
     if sub:
         fig.update_layout(margin=dict(t=78))
     return fig
