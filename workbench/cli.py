@@ -33,7 +33,7 @@ from .store import open_store
 from .store.tiers import check_target
 
 _COMMANDS: dict[str, Callable] = {}
-_SUBCOMMAND_MODULES = ("workbench.sim.cli", "workbench.importer")
+_SUBCOMMAND_MODULES = ("workbench.sim.cli", "workbench.importer", "workbench.exercises.cli")
 #: Rows ``workbench sql`` prints unless --all or --output.
 SQL_ROWS = 40
 

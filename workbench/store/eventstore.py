@@ -638,6 +638,24 @@ class EventStore:
         row = self._con.one("SELECT value FROM store_meta WHERE key = ?", [key])
         return row[0] if row else None
 
+    def keep_private(self, key: str, value: str) -> None:
+        """Keep ``value`` beside the events under ``key`` (e.g. a drill's answer): in the
+        store file, out of every relation a Session reads."""
+        if not isinstance(key, str) or not key or not isinstance(value, str):
+            raise TypeError("keep_private(key, value) takes two strings")
+        self._require_writable("keep a private note")
+        with self._lock:
+            self._check_open()
+            self._con.run(
+                "INSERT OR REPLACE INTO store_meta VALUES (?, ?)", [f"private.{key}", value]
+            )
+
+    def private(self, key: str) -> str | None:
+        """What :meth:`keep_private` kept under ``key``, or None."""
+        with self._lock:
+            self._check_open()
+            return self._meta(f"private.{key}")
+
     # ------------------------------------------------------------------ tiers
 
     def archive(self, older_than="30 days", *, tier: str = "warm", now=None) -> MoveReport:
