@@ -6,12 +6,15 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from workbench import exercises
 from workbench.access.config import NotPermittedError
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 @pytest.fixture(scope="module", params=sorted(exercises.EXERCISES))
@@ -207,3 +210,74 @@ def test_different_seeds_give_different_drills(tmp_path):
     assert d.store.exists() and "Incident drill 9" in str(d)
     with pytest.raises(exercises.ExerciseError, match="exists"):
         exercises.drill(9, tmp_path / "d9.duckdb")
+
+
+# --------------------------------------------------------------------------- masking
+
+
+def test_questions_feedback_and_solutions_hold_no_raw_pii(ex):
+    from tests.test_leak_outputs import assert_text_holds_none_of, pii_of
+
+    model = ex._solve()
+    wrong, half = _wrong(ex.name, model)
+    said = [ex.question, str(ex), ex._repr_html_(), *ex.hints, repr(model)]
+    for answer in (model, wrong, half, None):
+        fb = ex.check(answer)
+        said += [str(fb), fb._repr_html_()]
+    assert_text_holds_none_of("\n".join(said), pii_of(ex.world.store), ex.name)
+
+
+def test_drill_messages_hold_no_raw_pii(drill_store):
+    import workbench
+    from tests.test_leak_outputs import assert_text_holds_none_of, pii_of
+
+    truth = exercises.reveal(drill_store, user="adam", role="admin")
+    fb = exercises.check_drill(drill_store, incident=truth["incident"], entity="x",
+                               since=truth["since"], until="soon")  # fmt: skip
+    with workbench.open_store(drill_store, read_only=True) as s:
+        assert_text_holds_none_of(str(fb) + fb._repr_html_() + str(truth), pii_of(s), "drill")
+
+
+NOTEBOOK_WORLDS = {
+    "01_debug_rejected_lead": "debug_rejected_lead",
+    "02_step_performance": "step_performance",
+    "03_delivery_failure_patterns": "delivery_failure_patterns",
+    "04_custom_event_report": "custom_event_report",
+}
+EXERCISE_NOTEBOOKS = sorted(
+    p.relative_to(NOTEBOOKS) for p in (NOTEBOOKS / "exercises").rglob("*.ipynb")
+)
+
+
+_PII: dict = {}
+
+
+def _world_pii(name: str, tmp_path) -> dict:
+    """The raw PII of seed 1's world of exercise ``name`` (or drill 1), built once."""
+    import workbench
+    from tests.test_leak_outputs import pii_of
+    from workbench.exercises import _MODULES
+
+    if name not in _PII:
+        if name == "drill":
+            drill = exercises.drill(1, tmp_path / "d.duckdb")
+            with workbench.open_store(drill.store, read_only=True) as s:
+                _PII[name] = pii_of(s)
+        else:
+            world, _ = _MODULES[name].make(1)
+            try:
+                _PII[name] = pii_of(world.store)
+            finally:
+                world.close()
+    return _PII[name]
+
+
+@pytest.mark.parametrize("notebook", EXERCISE_NOTEBOOKS, ids=str)
+def test_exercise_notebook_outputs_hold_no_raw_pii(notebook, tmp_path):
+    """Each exercise notebook runs seed 1: its world's raw PII must not be in its outputs."""
+    from tests.test_leak_outputs import assert_text_holds_none_of, outputs_text
+
+    text = outputs_text(NOTEBOOKS / notebook)
+    pii = _world_pii(NOTEBOOK_WORLDS.get(notebook.stem, "drill"), tmp_path)
+    assert sum(len(v) for v in pii.values()) > 100  # the check has something to look for
+    assert_text_holds_none_of(text, pii, str(notebook))

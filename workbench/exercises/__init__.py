@@ -80,6 +80,7 @@ def start(name: str, *, user: str, seed: int = 0, role: str | None = None) -> Ex
         session=session,
         world=world,
         hints=module.HINTS,
+        given={k: facts[k] for k in module.GIVEN},
         _grade=lambda answer: module.grade(facts, answer),
         _solve=lambda: module.solve(facts),
     )

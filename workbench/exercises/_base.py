@@ -89,8 +89,9 @@ class Feedback:
 
 @dataclass
 class Exercise:
-    """A practice exercise in progress: ``question``, ``session``, ``hint()``,
-    ``check(answer)``, ``solution()``.
+    """A practice exercise in progress: ``question``, ``given`` (what the question
+    names: a lead id, a step, a day), ``session``, ``hint()``, ``check(answer)``,
+    ``solution()``.
 
     >>> from workbench import exercises
     >>> ex = exercises.start("debug_rejected_lead", user="tess", seed=3)   # doctest: +SKIP
@@ -105,6 +106,7 @@ class Exercise:
     hints: tuple[str, ...] = field(repr=False)
     _grade: Callable = field(repr=False)
     _solve: Callable = field(repr=False)
+    given: dict = field(default_factory=dict)
     _hints_given: int = field(default=0, repr=False)
     solved: bool = False
     attempts: int = 0

@@ -47,6 +47,28 @@ class World:
         df = self.store.sql("SELECT name, step_id FROM steps")
         return dict(zip(df["name"], df["step_id"], strict=True))
 
+    def observed(self, inc: Incident) -> tuple[dt.datetime, dt.datetime]:
+        """When ``inc`` showed in the events: the first and last event of a lead it
+        changed at the entity it hit, within its window (a problem planted at 3 a.m.
+        shows with the first lead that comes); its window when nothing showed."""
+        import pyarrow.compute as pc
+
+        changed = pa.array(sorted(self.incident_leads.get(inc.incident_id, ())), pa.string())
+        ev = self.events
+        keep = pc.and_(
+            pc.is_in(ev["lead_id"], value_set=changed),
+            pc.and_(
+                pc.greater_equal(ev["timestamp"], inc.starts_at),
+                pc.less(ev["timestamp"], inc.ends_at),
+            ),
+        )
+        if inc.entity_id:
+            keep = pc.and_(keep, pc.equal(ev["entity_id"], inc.entity_id))
+        times = ev.filter(keep)["timestamp"]
+        if len(times) == 0:
+            return inc.starts_at, inc.ends_at
+        return pc.min(times).as_py(), pc.max(times).as_py()
+
     def close(self) -> None:
         self.store.close()
 

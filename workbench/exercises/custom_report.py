@@ -19,6 +19,8 @@ from ._world import END, World, build
 
 NAME = "custom_event_report"
 TITLE = "Build a custom event report"
+#: What the question gives the trainee (``ex.given``)
+GIVEN = ("day",)
 COLUMNS = ("source", "submitted", "delivered", "delivery_rate", "revenue")
 
 

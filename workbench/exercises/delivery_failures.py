@@ -17,12 +17,17 @@ from ._world import World, build, spec
 
 NAME = "delivery_failure_patterns"
 TITLE = "Find patterns in delivery failures"
+#: What the question gives the trainee (``ex.given``)
+GIVEN = ()
 KEYS = ("buyer", "failure", "started")
 FAILURES = ("technical", "business")
 _KINDS = {
-    "buyer_endpoint_errors": ("technical", {"rate": 0.8}),
-    "buyer_acceptance_drop": ("business", {"acceptance": 0.3}),
-    "buyer_segment_rejection": ("business", {"field": "state", "values": "CA|TX|FL|NY|PA|OH"}),
+    "buyer_endpoint_errors": ("technical", {"rate": 0.9}),
+    "buyer_acceptance_drop": ("business", {"acceptance": 0.15}),
+    "buyer_segment_rejection": (
+        "business",
+        {"field": "state", "values": "CA|TX|FL|NY|PA|OH|IL|GA|NC|MI"},
+    ),
 }
 _BUYERS = ("Apex Insurance Group", "Horizon Direct", "Keystone Life", "Keystone Marketing")
 #: How far from the real start a trainee's start may be
@@ -37,13 +42,14 @@ def make(seed: int) -> tuple[World, dict]:
     world = build(
         seed,
         [spec(kind, buyer=buyer, start=f"{rng.randint(20, 55)}%", duration="10h", **params)],
+        leads=4000,
     )
     inc = world.incidents[0]
     return world, {
         "kind": kind,
         "buyer": inc.entity or buyer,
         "failure": failure,
-        "started": pd.Timestamp(inc.starts_at),
+        "started": pd.Timestamp(world.observed(inc)[0]),  # the first failure it caused
     }
 
 
@@ -54,7 +60,7 @@ def question(facts: dict) -> str:
         "  buyer: which buyer\n"
         "  failure: 'technical' (errors: timeouts, 5xx, refused connections) or 'business' "
         "(the buyer answered and refused leads)\n"
-        "  started: when it started (UTC, to within an hour)\n\n"
+        "  started: when it started: its first failed delivery (UTC, to within an hour)\n\n"
         'Answer with a dict: {"buyer": "…", "failure": "technical", '
         '"started": "2026-11-26 14:00"}.'
     )

@@ -102,12 +102,14 @@ def new_drill(seed: int, path=None, *, leads: int = 3000, days: float = 3) -> Dr
     kind, params = _draw(seed)
     world = build(seed, [spec(kind, **params)], leads=leads, days=days, path=path)
     inc = world.incidents[0]
+    first, last = world.observed(inc)  # what the events can show, not the plan
     answer = {
         "seed": seed,
         "incident": kind,
         "entity": inc.entity,
-        "since": inc.starts_at.isoformat(),
-        "until": inc.ends_at.isoformat(),
+        "since": first.isoformat(),
+        "until": last.isoformat(),
+        "planned": [inc.starts_at.isoformat(), inc.ends_at.isoformat()],
         "parameters": {k: str(v) for k, v in inc.parameters.items()},
         "description": inc.description,
     }
@@ -120,7 +122,7 @@ def new_drill(seed: int, path=None, *, leads: int = 3000, days: float = 3) -> Dr
         f"{last:%Y-%m-%d %H:%M} UTC.\n\n"
         "Something went wrong for a few hours. Find what (one of the incidents below), which "
         "source, service, filter or buyer it hit, and when it started and ended (UTC, to "
-        "within 90 minutes).\n\n"
+        "within 90 minutes of its first and last sign in the events).\n\n"
         f"{kinds}\n\n"
         "Check your answer: workbench drill check --store STORE --incident KIND --entity NAME "
         "--since TIME --until TIME"

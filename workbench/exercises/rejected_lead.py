@@ -14,6 +14,8 @@ from ._world import World, build, spec
 
 NAME = "debug_rejected_lead"
 TITLE = "Debug a rejected lead using events"
+#: What the question gives the trainee (``ex.given``)
+GIVEN = ("lead",)
 
 #: The problems a rejected lead of this exercise may come from, as the trainee sees them
 CAUSES = {
@@ -69,15 +71,15 @@ def make(seed: int) -> tuple[World, dict]:
         raise RuntimeError(f"seed {seed}: the planted {kind} rejected no lead; try another seed")
     lead = rng.choice(rejected)
     steps = world.store.sql(
-        "SELECT entity_name, rejection_reason FROM events WHERE lead_id = ? "
+        "SELECT coalesce(step_name, entity_name) AS step, entity_name, rejection_reason "
+        "FROM events WHERE lead_id = ? "
         "AND type IN ('source.rejected', 'filter.failed', 'recipient.failed') ORDER BY seq",
         [lead],
     )
-    facts = {
-        "lead": lead,
-        "kind": kind,
-        "steps": dict(zip(steps.entity_name, steps.rejection_reason, strict=True)),
-    }
+    named = dict(zip(steps.step, steps.rejection_reason, strict=True))
+    for entity, reason in zip(steps.entity_name, steps.rejection_reason, strict=True):
+        named.setdefault(entity, reason)  # the step's name or its entity's name will do
+    facts = {"lead": lead, "kind": kind, "steps": named}
     return world, facts
 
 

@@ -17,6 +17,8 @@ from ._world import END, World, build
 
 NAME = "step_performance"
 TITLE = "Calculate step performance from events"
+#: What the question gives the trainee (``ex.given``)
+GIVEN = ("step", "day")
 KEYS = ("executions", "avg_duration_ms", "success_rate")
 _STEPS = ("Phone Validation", "TrustedForm", "Email Verification", "Apex Insurance Group",
           "Horizon Direct", "Keystone Life", "Keystone Marketing", "Beacon Call Center")  # fmt: skip
