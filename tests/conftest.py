@@ -208,3 +208,94 @@ def serving(proc: subprocess.Popen, probe, log, what: str, seconds: float):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+# --------------------------------------------------------------------------- JupyterLab
+
+LAB_TOKEN = "workbench-browser-test"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextlib.contextmanager
+def jupyterlab(root, store, base_dir):
+    """JupyterLab on 127.0.0.1 serving the notebooks in ``root`` over the store at
+    ``store`` (as the sample store), with no news check and every cell rendered;
+    yields (url, log) and stops the server on the way out."""
+    import json as _json
+    import sys as _sys
+    import urllib.request as _request
+
+    settings = base_dir / "settings"
+    for plugin, values in {
+        "@jupyterlab/apputils-extension/notification": {"fetchNews": "false"},
+        "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
+    }.items():
+        f = settings / f"{plugin}.jupyterlab-settings"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(_json.dumps(values))
+    port = free_port()
+    env = {
+        **os.environ,
+        "WORKBENCH_SAMPLE_STORE": str(store),
+        "JUPYTERLAB_SETTINGS_DIR": str(settings),
+        "JUPYTER_RUNTIME_DIR": str(base_dir / "runtime"),
+    }
+    log = base_dir / "lab.log"
+    args = [
+        _sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
+        f"--port={port}", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={LAB_TOKEN}", f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True",
+    ]  # fmt: skip
+    if os.geteuid() == 0:
+        args.append("--allow-root")
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+
+    def probe():
+        _request.urlopen(f"{url}/api/status?token={LAB_TOKEN}", timeout=5)
+
+    with serving(proc, probe, log, "JupyterLab", 90):
+        yield url, log
+
+
+def open_and_run(page, url: str, name: str, *, all_but_last: bool = False, timeout=240_000):
+    """Open notebook ``name`` in JupyterLab, wait for its kernel, run every cell (or all
+    but the last) and wait until each has run."""
+    # ?reset: a fresh workspace, so no notebook an earlier test opened stays in a tab
+    page.goto(f"{url}/lab/tree/{name}?reset&token={LAB_TOKEN}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_function(
+        "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+        " && window.jupyterapp.shell.currentWidget.sessionContext"
+        " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+        " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+        " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+        ".connectionStatus === 'connected'",
+        timeout=60_000,
+    )
+    command = "notebook:run-all-above" if all_but_last else "notebook:run-all-cells"
+    page.evaluate(
+        "(command) => { const nb = window.jupyterapp.shell.currentWidget.content;"
+        " nb.activeCellIndex = nb.widgets.length - 1;"
+        " return window.jupyterapp.commands.execute(command); }",
+        command,
+    )
+    page.wait_for_function(
+        "(skip) => { let p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
+        ".map(e => e.textContent.trim()); if (skip) p = p.slice(0, -1);"
+        " return p.length > 0 && p.every(t => /^\\[\\d+\\]:$/.test(t)); }",
+        arg=all_but_last,
+        timeout=timeout,
+    )

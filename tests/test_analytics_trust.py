@@ -340,3 +340,31 @@ def test_a_skipped_enhancement_is_no_error(store):
         )
     ]
     assert analytics.errors_by_type(stored(store, events)).empty
+
+
+def test_provenance_names_each_change_once_and_explain_never_says_nan(sample_week):
+    from workbench import investigate
+
+    store = sample_week.store
+    field = "appended.phone_score"  # appended by an enhancement: "added" there, once
+    lead = store.sql(
+        "SELECT lead_id FROM events WHERE type = 'flow.completed' "
+        "AND CAST(lead_snapshot AS VARCHAR) LIKE '%appended.phone_score%' ORDER BY seq LIMIT 1"
+    ).lead_id[0]
+    prov = investigate.provenance(store, lead, field)
+    assert not prov.seq.duplicated().any(), prov
+    erred = store.sql(
+        "SELECT lead_id FROM events WHERE outcome = 'error' AND error_type IS NULL "
+        "ORDER BY seq LIMIT 5"
+    ).lead_id
+    for lead in erred:
+        assert "(nan)" not in investigate.explain(store, lead).verdict
+
+
+def test_an_action_names_a_subject_ending_in_s_without_an_extra_s():
+    from workbench.analysis.alerts import _possessive
+
+    assert _possessive("Review {subject}'s rejection reasons", "Evergreen Life Quotes") == (
+        "Review Evergreen Life Quotes' rejection reasons"
+    )
+    assert _possessive("Review {subject}'s caps", "LeadRiver") == "Review LeadRiver's caps"

@@ -6,35 +6,19 @@ click opens the lead's timeline. Screenshots go to var/screenshots/ (git-ignored
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shutil
-import subprocess
-import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from workbench.sim import simulate
 
-from .conftest import free_port, serving
+from .conftest import CHROMIUM_ARGS, jupyterlab, open_and_run
 
 ROOT = Path(__file__).resolve().parent.parent
 TOUR = ROOT / "notebooks" / "05_widgets_tour.ipynb"
 SHOTS = ROOT / "var" / "screenshots"
-TOKEN = "workbench-browser-test"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: The tour's code cells that show a widget, in order (by their first line).
 WIDGET_CELLS = {
     "timeline": "rejected = session.sql(",
@@ -61,48 +45,8 @@ def lab(tmp_path_factory, browser):
     root = base_dir / "notebooks"
     root.mkdir()
     shutil.copy(TOUR, root / TOUR.name)
-    settings = base_dir / "settings"
-    for plugin, values in {
-        "@jupyterlab/apputils-extension/notification": {"fetchNews": "false"},
-        "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
-    }.items():
-        f = settings / f"{plugin}.jupyterlab-settings"
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(json.dumps(values))
-    port = free_port()
-    env = {
-        **os.environ,
-        "WORKBENCH_SAMPLE_STORE": str(store),
-        "JUPYTERLAB_SETTINGS_DIR": str(settings),
-        "JUPYTER_RUNTIME_DIR": str(base_dir / "runtime"),
-    }
-    log = base_dir / "lab.log"
-    args = [
-        sys.executable,
-        "-m",
-        "jupyter",
-        "lab",
-        "--no-browser",
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={TOKEN}",
-        f"--ServerApp.root_dir={root}",
-        "--LabApp.expose_app_in_browser=True",
-    ]
-    if os.geteuid() == 0:
-        args.append("--allow-root")
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def probe():
-        urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=5)
-
-    with serving(proc, probe, log, "JupyterLab", 90):
-        yield url, log
+    with jupyterlab(root, store, base_dir) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
@@ -116,30 +60,9 @@ def page(lab, browser):
         try:
             # tall, so a whole widget fits on screen for its screenshot
             page = chromium.new_page(viewport={"width": 1500, "height": 3200})
-            page.goto(f"{url}/lab/tree/{TOUR.name}?token={TOKEN}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-            page.wait_for_function(
-                "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                " && window.jupyterapp.shell.currentWidget.sessionContext"
-                " && window.jupyterapp.shell.currentWidget.sessionContext.session"
-                " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
-                " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
-                ".connectionStatus === 'connected'",
-                timeout=60_000,
-            )
-            # run every cell but the last, which stops the live stream: the feed and
-            # the monitor keep updating while the test looks at them
-            page.evaluate(
-                "() => { const nb = window.jupyterapp.shell.currentWidget.content;"
-                " nb.activeCellIndex = nb.widgets.length - 1;"
-                " return window.jupyterapp.commands.execute('notebook:run-all-above'); }"
-            )
-            page.wait_for_function(
-                "() => { const p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
-                ".map(e => e.textContent.trim()).slice(0, -1);"
-                " return p.length > 0 && p.every(t => /^\\[\\d+\\]:$/.test(t)); }",
-                timeout=240_000,
-            )
+            # every cell but the last, which stops the live stream: the feed and the
+            # monitor keep updating while the test looks at them
+            open_and_run(page, url, TOUR.name, all_but_last=True)
             page.wait_for_timeout(3000)  # widgets render after their cells finish
             yield page
         finally:

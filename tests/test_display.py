@@ -86,3 +86,11 @@ def test_style_escapes_text_from_sources_and_buyers():
     html = workbench.style(df).to_html()
     assert "<img" not in html and "&lt;img" in html
     assert "<b>Rejections" not in html
+
+
+def test_money_keeps_a_fraction_of_a_cent_and_profit_per_lead_is_money():
+    from workbench.display import _format_for, money
+
+    assert money(0.005) == "$0.005" and money(82.505) == "$82.50" or money(82.505) == "$82.51"
+    assert money(-30) == "-$30.00" and money(None) == ""
+    assert _format_for("profit_per_lead")(1.5) == "$1.50"

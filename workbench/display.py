@@ -110,12 +110,15 @@ def money(v, currency: str = "$") -> str:
     if _missing(v):
         return ""
     v = float(v)
-    return f"{'-' if v < 0 else ''}{currency}{abs(v):,.2f}"
+    # a fraction of a cent (an enhancement's $0.005 a lead) keeps its third decimal
+    digits = 3 if abs(v) < 1 and round(abs(v), 2) != round(abs(v), 3) else 2
+    return f"{'-' if v < 0 else ''}{currency}{abs(v):,.{digits}f}"
 
 
 _RATE = re.compile(r"(^|_)(rate|share|percentage_share)$|_rate_|^share$")
 _MONEY = re.compile(
-    r"(^|_)(revenue|cost|costs|profit|price|value_per_lead|revenue_per_lead|cost_per_lead)$"
+    r"(^|_)(revenue|cost|costs|profit|price|value_per_lead|revenue_per_lead|cost_per_lead"
+    r"|profit_per_lead)$"
 )
 _MS = re.compile(r"(_ms|duration|_duration)$")
 

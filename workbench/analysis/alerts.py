@@ -318,6 +318,13 @@ def evaluate(
 SEVERITIES = ("critical", "high", "warning")
 
 
+def _possessive(action: str, subject: str) -> str:
+    """An action with its subject filled in; "Evergreen Life Quotes'", not "…Quotes's"."""
+    if str(subject).endswith("s"):
+        action = action.replace("{subject}'s", "{subject}'")
+    return action.format(subject=subject)
+
+
 def shown(rule: Rule, value: float) -> str:
     """A metric value as people read it: ``41%`` for shares, ``2,067 ms`` for durations."""
     return f"{value:.0%}" if rule.is_rate else f"{value:,.0f} ms"
@@ -465,7 +472,7 @@ def alerts(
             start, end = ep.window_start.min(), ep.window_end.max()
             peak = ep.value.max() if rule.op == ">" else ep.value.min()
             ev = _evidence(session, rule, subject, start, end) if evidence else pd.DataFrame()
-            actions = tuple(a.format(subject=subject) for a in rule.actions)
+            actions = tuple(_possessive(a, subject) for a in rule.actions)
             out.append(Alert(rule, str(subject), start, end, float(peak), len(ep), actions, ev))
     return AlertList(sorted(out, key=lambda a: (a.started, a.rule.name, a.subject)))
 

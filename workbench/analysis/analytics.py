@@ -93,6 +93,7 @@ FROM events
 WHERE timestamp >= $since AND timestamp < $until
   AND duration_ms IS NOT NULL AND type <> 'flow.completed'
   AND seq % $every = 0
+ORDER BY seq
 """,
 )
 

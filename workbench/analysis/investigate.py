@@ -687,8 +687,8 @@ def _on_the_way(tl, types) -> str:
     retries), as a tail for a verdict, or ""."""
     trouble = []
     for _, r in tl[tl.outcome == "error"].iterrows():
-        err = r.get("error_type") or "error"
-        trouble.append(f"{step_name(r)} errored ({err})")
+        err = r.get("error_type")
+        trouble.append(f"{step_name(r)} errored ({err if present(err) else 'error'})")
     for _, r in tl[types == "recipient.failed"].iterrows():
         trouble.append(f"{step_name(r)} rejected it ({r.get('rejection_reason') or 'no reason'})")
     retries = tl[types == "retry.attempted"]

@@ -112,7 +112,8 @@ def provenance(session, lead_id: str, field: str) -> pd.DataFrame:
             first = r
             break
     rows = []
-    if first is not None:
+    # "present" says where the field was first seen, unless a change there says it
+    if first is not None and first["seq"] not in set(hits.seq):
         rows.append(
             {
                 "seq": first["seq"],
