@@ -142,8 +142,10 @@ def _sample_pii() -> dict[str, set[str]]:
 
 def assert_text_holds_none_of(text: str, pii: dict[str, set[str]], where: str) -> None:
     """No raw value of ``pii`` (or a revealing part of one) in ``text``."""
-    # event and lead ids are 24-hex tokens whose digit runs are not lead data
-    text = re.sub(r"(?<![0-9a-f])[0-9a-f]{24}(?![0-9a-f])", "<id>", text)
+    # event and lead ids (24 hex), widget model ids (32 hex) and object addresses are
+    # tokens whose digit runs are not lead data
+    text = re.sub(r"(?<![0-9a-f])(?:[0-9a-f]{24}|[0-9a-f]{32})(?![0-9a-f])", "<id>", text)
+    text = re.sub(r"0x[0-9a-f]{6,}", "0xADDR", text)
     digits_runs = set(re.findall(r"\d{7,}", text))
     for kind, values in pii.items():
         if kind == "phone":

@@ -185,7 +185,7 @@ FROM events e
 WHERE e.outcome = 'failure' AND e.type IN ('source.rejected', 'filter.failed', 'recipient.failed')
   AND e.timestamp >= $since AND e.timestamp < $until
 GROUP BY e.type, COALESCE(e.rejection_reason, 'unknown')
-ORDER BY stage, rejections DESC
+ORDER BY stage, rejections DESC, rejection_reason
 """,
 )
 _q(
@@ -201,7 +201,7 @@ LEFT JOIN lead_summary s ON s.lead_id = e.lead_id
 WHERE e.outcome = 'failure' AND e.type IN ('source.rejected', 'filter.failed', 'recipient.failed')
   AND e.timestamp >= $since AND e.timestamp < $until
 GROUP BY e.type, COALESCE(e.rejection_reason, 'unknown'), COALESCE(s.source, 'unknown')
-ORDER BY stage, rejections DESC
+ORDER BY stage, rejections DESC, rejection_reason, source
 """,
 )
 
@@ -608,7 +608,7 @@ SELECT COALESCE(source, 'unknown') AS source,
 FROM lead_summary
 WHERE submitted_at >= $since AND submitted_at < $until
 GROUP BY COALESCE(source, 'unknown'), outcome, COALESCE(recipient, '(no buyer)')
-ORDER BY leads DESC
+ORDER BY leads DESC, source, outcome, recipient
 """,
 )
 

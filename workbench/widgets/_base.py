@@ -71,14 +71,17 @@ def _is_share(column: str) -> bool:
 
 
 def frame_rows(df: pd.DataFrame, columns) -> list[list[str]]:
-    """The rows of ``df`` (only ``columns``) as text cells; rates and shares as
-    percentages."""
+    """The rows of ``df`` (only ``columns``) as text cells, formatted as everywhere else
+    (``display``): rates and shares as percentages, money with its currency, durations
+    in ms, missing values blank."""
+    from ..display import _format_for, percent
+
     cols = [c for c in columns if c in df.columns]
-    shares = [_is_share(c) for c in cols]
+    formats = [percent if _is_share(c) else _format_for(c) for c in cols]
     return [
         [
-            f"{v:.1%}" if share and isinstance(v, float) and not math.isnan(v) else cell(v)
-            for v, share in zip(row, shares, strict=True)
+            fmt(v) if fmt is not None and isinstance(v, int | float) else cell(v)
+            for v, fmt in zip(row, formats, strict=True)
         ]
         for row in df[cols].itertuples(index=False, name=None)
     ]
