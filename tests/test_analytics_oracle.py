@@ -284,6 +284,13 @@ def test_events_by_local_hour(week, inside, window):
     want["failure_rate"] = want.failures / want.events
     got = analytics.events_by_hour(week, tz=TZ, since=window[0], until=window[1])
     same(got, want.reset_index(), ["type", "hour"])
+    # per step: each buyer's or service's hours, the failure rates that are not 0 or 1
+    s = e[e.step_name.notna() & (e.type != "flow.completed")]
+    want = s.groupby(["step_name", "hour"]).agg(events=("bad", "size"), failures=("bad", "sum"))
+    want["failure_rate"] = want.failures / want.events
+    got = analytics.events_by_hour(week, by="step", tz=TZ, since=window[0], until=window[1])
+    same(got, want.reset_index(), ["step_name", "hour"])
+    assert got.failure_rate.between(0.001, 0.999).any()
 
 
 def test_business_hours_check(week, inside, window):

@@ -32,25 +32,45 @@ WHERE type LIKE $types AND timestamp >= $since AND timestamp < $until
 GROUP BY local_hour(timestamp, $tz), type
 """,
 )
+_q(
+    "events_by_hour_by_step",
+    """
+SELECT local_hour(timestamp, $tz) AS hour,
+       step_name,
+       COUNT(*) AS events,
+       COUNT(CASE WHEN outcome IN ('failure', 'error') THEN 1 END) AS failures
+FROM events
+WHERE type LIKE $types AND timestamp >= $since AND timestamp < $until
+  AND step_name IS NOT NULL AND type <> 'flow.completed'
+GROUP BY local_hour(timestamp, $tz), step_name
+""",
+)
 
 
 def events_by_hour(
-    session, types: str = "%", *, tz: str = "UTC", since=None, until=None
+    session, types: str = "%", *, by: str = "type", tz: str = "UTC", since=None, until=None
 ) -> pd.DataFrame:
-    """Time-based patterns: events and failures by hour of day in ``tz`` per type
-    (each event in its own local hour)."""
+    """Time-based patterns: events and failures by hour of day in ``tz`` (each event in
+    its own local hour), per event type, or with ``by="step"`` per step (each buyer,
+    service, filter): per type a failure rate is 0% or 100% (the type says the outcome),
+    per step it shows the hours a step fails in.
+
+    >>> events_by_hour(session, "recipient.%", by="step", tz="America/Chicago")  # doctest: +SKIP
+    """
+    if by not in ("type", "step"):
+        raise ValueError(f"by={by!r}: use 'type' or 'step'")
+    key = "type" if by == "type" else "step_name"
     raw = _run(
         session,
-        "events_by_hour",
+        "events_by_hour" if by == "type" else "events_by_hour_by_step",
         {"types": types, "tz": _tz_name(tz), **_window(since, until)},
         title="",
         basis=EVENT_DATE,
     )
-    df = raw[["type", "hour", "events", "failures"]].sort_values(
-        ["type", "hour"], ignore_index=True
-    )
+    df = raw[[key, "hour", "events", "failures"]].sort_values([key, "hour"], ignore_index=True)
     df["failure_rate"] = df.failures / df.events
-    df.attrs.update(raw.attrs, title=f"Events by hour of day ({tz})", tz=tz)
+    what = "" if by == "type" else " by step"
+    df.attrs.update(raw.attrs, title=f"Events by hour of day{what} ({tz})", tz=tz)
     return df
 
 
