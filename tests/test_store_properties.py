@@ -2,6 +2,7 @@
 every stored event reads back unchanged."""
 
 import datetime as dt
+import re
 
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +14,11 @@ from workbench import catalog
 TYPES = [t.name for t in catalog.Catalog()]
 T0 = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
 
-ids = st.text(alphabet="abcdefghijkmnopqrstuvwxyzABCDEFGH0123456789", min_size=1, max_size=12)
+# ten digits in a row read as a phone number, and the store quarantines such an id
+# (store/personal_ids.py, tested in test_store_inputs.py): these ids never have ten
+ids = st.text(
+    alphabet="abcdefghijkmnopqrstuvwxyzABCDEFGH0123456789", min_size=1, max_size=12
+).filter(lambda s: not re.search(r"[0-9]{10}", s))
 json_scalars = st.one_of(
     st.none(),
     st.booleans(),
