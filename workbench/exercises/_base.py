@@ -213,6 +213,18 @@ def as_time(value) -> pd.Timestamp | None:
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
+def time_part(name: str, given, real, tolerance: pd.Timedelta, within: str) -> Part:
+    """A time a trainee gave, right when within ``tolerance`` of ``real``; when not,
+    which way to look (never the time itself)."""
+    t = as_time(given)
+    if t is None:
+        return Part(name, False, "give a time, e.g. '2026-11-25 14:00' (UTC)")
+    real = pd.Timestamp(real)
+    if abs(t - real) <= tolerance:
+        return Part(name, True, f"within {within}")
+    return Part(name, False, f"more than {within} off: look {'later' if t < real else 'earlier'}")
+
+
 def keyed(answer, keys: tuple[str, ...], example: str) -> tuple[Mapping | None, list[Part]]:
     """``answer`` as a mapping with ``keys``; or the parts that say what shape it needs."""
     if not isinstance(answer, Mapping):

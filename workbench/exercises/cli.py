@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from .drills import DRILL_KINDS, check_drill, new_drill, reveal
 
 __all__ = ["register_cli"]
@@ -56,5 +54,4 @@ def _drill(args) -> int:
         f"drill {answer['seed']}: {answer['incident']} on {answer['entity']}, "
         f"{answer['since']} to {answer['until']} UTC\n  {answer['description']}"
     )
-    sys.stdout.flush()
     return 0

@@ -12,7 +12,7 @@ import random
 
 import pandas as pd
 
-from ._base import Part, as_time, keyed, same_text
+from ._base import Part, keyed, same_text, time_part
 from ._world import World, build, spec
 
 NAME = "delivery_failure_patterns"
@@ -101,19 +101,7 @@ def grade(facts: dict, answer) -> tuple[list[Part], str]:
                 )  # fmt: skip
             )
     if "started" in got:
-        t = as_time(got["started"])
-        if t is None:
-            parts.append(Part("started", False, "give a time, e.g. '2026-11-26 14:00' (UTC)"))
-        else:
-            ok = abs(t - facts["started"]) <= TOLERANCE
-            side = "later" if t < facts["started"] else "earlier"
-            parts.append(
-                Part(
-                    "started",
-                    ok,
-                    "within an hour of the start" if ok else f"more than an hour off: look {side}",
-                )  # fmt: skip
-            )
+        parts.append(time_part("started", got["started"], facts["started"], TOLERANCE, "an hour"))
     wrong = [p.name for p in parts if not p.ok]
     if not wrong:
         return parts, ""

@@ -26,7 +26,7 @@ from ..access import connect
 from ..access.config import NotPermittedError
 from ..sim.incidents import INCIDENT_TYPES
 from ..store import open_store
-from ._base import SOLUTION_ROLES, ExerciseError, Feedback, Part, as_time, same_text
+from ._base import SOLUTION_ROLES, ExerciseError, Feedback, Part, same_text, time_part
 from ._world import build, spec
 
 __all__ = ["Drill", "new_drill", "check_drill", "reveal", "DRILL_KINDS", "TOLERANCE"]
@@ -161,15 +161,7 @@ def check_drill(path, *, incident, entity, since, until) -> Feedback:
     ok = same_text(entity, truth["entity"] or "")
     parts.append(Part("entity", ok, "that is what it hit" if ok else "it hit something else"))
     for name, given in (("since", since), ("until", until)):
-        t = as_time(given)
-        real = pd.Timestamp(truth[name])
-        if t is None:
-            parts.append(Part(name, False, "give a time, e.g. '2026-11-25 14:00' (UTC)"))
-            continue
-        ok = abs(t - real) <= TOLERANCE
-        side = "later" if t < real else "earlier"
-        parts.append(Part(name, ok, "within 90 minutes" if ok else
-                          f"more than 90 minutes off: look {side}"))  # fmt: skip
+        parts.append(time_part(name, given, truth[name], TOLERANCE, "90 minutes"))
     wrong = [p.name for p in parts if not p.ok]
     hint = ""
     if "incident" in wrong or "entity" in wrong:

@@ -9,7 +9,7 @@ which of the problems caused it.
 
 from __future__ import annotations
 
-from ._base import Part, close_number, keyed, same_text  # noqa: F401
+from ._base import Part, keyed, same_text
 from ._world import World, build, spec
 
 NAME = "debug_rejected_lead"
