@@ -45,7 +45,7 @@ def tiered(tmp_path_factory):
         (path.parent / "people.csv").write_text(f"email\n{EMAIL}\n")
         warm = [str(store.tiers_dir / p) for p in store.sql("SELECT path FROM tier_files").path]
         # a macro someone defined in the store, reading a raw table in its body
-        store._con.run("CREATE MACRO leaky() AS (SELECT max(lead_snapshot) FROM main.events)")
+        store._con.run("CREATE MACRO leaky() AS (SELECT max(lead_snapshot) FROM main.snapshots)")
     store = workbench.open_store(path, read_only=True)
     session = connect(store, user="ana")
     yield store, session, warm
@@ -91,6 +91,11 @@ REFUSED = [
     "SELECT * FROM information_schema.tables",
     "SELECT * FROM pg_catalog.pg_tables",
     "SELECT (SELECT max(lead_snapshot) FROM main.events)",
+    # the raw snapshots, stored once apart from the events
+    "SELECT * FROM snapshots",
+    "SELECT * FROM main.snapshots",
+    "SELECT (SELECT max(lead_snapshot) FROM main.snapshots)",
+    "SELECT * FROM events e JOIN snapshots s USING (lead_snapshot)",
     "SELECT * FROM events WHERE lead_id IN (SELECT lead_id FROM main.events)",
     "WITH x AS (SELECT * FROM main.events) SELECT * FROM x",
     "SELECT * FROM (WITH ledger AS (SELECT 1) SELECT * FROM ledger), ledger",

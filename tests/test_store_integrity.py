@@ -195,6 +195,22 @@ def test_a_changed_ingest_history_is_caught(sealed):
     assert not r.ok and "ingest history of ingest 2" in r.problem
 
 
+def test_a_changed_snapshot_is_caught_at_the_events_that_share_it(sealed):
+    """A lead snapshot is stored once for the events that carry it: rewriting that one
+    copy changes every one of those events, and verify names the first."""
+    with workbench.open_store(sealed) as s:
+        first = s.sql(
+            "SELECT min(seq) AS seq FROM events WHERE lead_snapshot IS NOT NULL"
+        ).seq[0]
+    tamper(
+        sealed,
+        "UPDATE snapshots SET lead_snapshot = '{\"first_name\": \"Mallory\"}' "
+        "WHERE snapshot_id = (SELECT min(snapshot_id) FROM snapshots)",
+    )
+    r = verify(sealed)
+    assert not r.ok and r.first_bad_seq == first and "content no longer matches" in r.problem
+
+
 def test_a_forged_seal_is_caught(sealed):
     tamper(sealed, "UPDATE ledger SET seal = repeat('a', 64) WHERE batch_id = 3")
     r = verify(sealed)
@@ -211,11 +227,12 @@ def test_a_crafted_change_that_keeps_the_64_bit_chain_is_caught_by_the_seal(seal
     with workbench.open_store(sealed) as s:
         # recompute the 64-bit chain the way an attacker would, leave the seals alone
         from workbench.store.chain import chain
-        from workbench.store.schema import EVENT_DIGEST_SQL
+        from workbench.store.schema import EVENT_DIGEST_SQL, hot_select
 
+        db = s._con.val("SELECT current_database()")
         c = s._con.numpy(
             f"SELECT CAST('0x' || left({EVENT_DIGEST_SQL}, 16) AS UBIGINT) AS c "
-            "FROM events ORDER BY seq"
+            f"FROM ({hot_select(db)}) ORDER BY seq"
         )["c"]
         h = chain(c.astype("uint64"))
         s._con.executemany(

@@ -51,8 +51,9 @@ from .chain import VerifyReport
 from .connection import Connection, connect_duckdb
 from .ingest import IngestReport
 from .inputs import Rejected
-from .queries import decode, events_query, timeline_query
-from .schema import DDL, ENTITY_KINDS, PUBLIC_COLUMNS, SCHEMA_VERSION, TIERS
+from .migrate import migrate as _migrate
+from .queries import decode, events_query, frame, hot_timeline, lead_ranges, timeline_query
+from .schema import DDL, ENTITY_KINDS, MIGRATES_FROM, PUBLIC_COLUMNS, SCHEMA_VERSION, TIERS
 from .sqlcheck import check_read_only
 from .tiers import MoveReport, Tiers, _SimulatedCrash
 
@@ -209,6 +210,8 @@ class EventStore:
         self._tier_version = 0
         self._qcon: Connection | None = None
         self._qcon_version = -1
+        self._hot_from_cache: tuple[int, int] | None = None
+        self._db = self._con.val("SELECT current_database()")
         self._con.run(
             "CREATE OR REPLACE TEMP MACRO blank(x) AS "
             "x IS NULL OR x = '' OR (ascii(x) <= 32 AND trim(x) = '')"
@@ -305,7 +308,15 @@ class EventStore:
             version = con.one("SELECT value FROM store_meta WHERE key = 'schema_version'")
             if not version:
                 raise StoreError(f"{self.path} has no schema version; it is not a workbench store")
-            if version[0] != SCHEMA_VERSION:
+            if version[0] in MIGRATES_FROM and not self.read_only:
+                _migrate(con, version[0])
+            elif version[0] in MIGRATES_FROM:
+                raise StoreError(
+                    f"{self.path} has store schema {version[0]}, which this workbench "
+                    f"upgrades to {SCHEMA_VERSION} in place: open it once for writing "
+                    "(open_store(path) without read_only=True), then read it as before"
+                )
+            elif version[0] != SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path} has store schema {version[0]}, this workbench reads "
                     f"{SCHEMA_VERSION}: export its events with the workbench that made it "
@@ -569,10 +580,22 @@ class EventStore:
         with self._read_lock:
             con = self._query_con()
             with con.snapshot():
-                q, params = timeline_query(con, lead_id)
+                ranges = lead_ranges(con, lead_id, self._db)
+                if ranges and ranges[0][0] >= self._hot_from(con):
+                    return decode(frame(hot_timeline(con, self._db, lead_id, ranges)))
+                q, params = timeline_query(con, lead_id, self._db, ranges=ranges)
                 if q is None:
                     return decode(con.df("SELECT * FROM events LIMIT 0"))
                 return decode(con.frame(q, params))
+
+    def _hot_from(self, con: Connection) -> int:
+        """The first seq no tier file holds (events from it on are all hot)."""
+        if self._hot_from_cache is None or self._hot_from_cache[0] != self._tier_version:
+            first = con.val(
+                f'SELECT coalesce(max(max_seq), 0) + 1 FROM "{self._db}".main.tier_files'
+            )
+            self._hot_from_cache = (self._tier_version, int(first))
+        return self._hot_from_cache[1]
 
     def events(
         self,

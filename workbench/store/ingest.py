@@ -37,6 +37,7 @@ from ..timeutil import utcnow
 from . import chain as _chain
 from . import inputs as _inputs
 from . import personal_ids
+from . import snapshots as _snapshots
 from . import summary as _summary
 from .dedupe import duplicates
 from .personal_ids import FLAG_COLUMN
@@ -48,6 +49,7 @@ from .schema import (
     EVENT_DIGEST_SQL,
     INPUT_FIELDS,
     QUARANTINE_DIGEST_SQL,
+    SNAPSHOT_KEY_SQL,
     STORE_FIELDS,
     STRING_FIELDS,
     content_text_sql,
@@ -165,6 +167,10 @@ def _ts_offset(ts_text: str) -> str:
     )
 
 
+#: Columns the store appends to a batch before inserting it (seq, chain, snapshot ids).
+_STORE_COLUMNS = ("_seq", "_chain", "_sid", "_h1", "_h2", "_new_snap")
+
+
 def normalise_sql(schema: pa.Schema, maps: dict[str, str], line_reason: bool = False) -> str:
     """A SELECT over ``_in`` giving each row's normalised record and ``reason``."""
     names = set(schema.names)
@@ -214,7 +220,7 @@ def normalise_sql(schema: pa.Schema, maps: dict[str, str], line_reason: bool = F
                 if "_ts_number" in names
                 else f"regexp_full_match(trim({ts_text}), '-?[0-9]+(\\.[0-9]+)?')"
             )
-    passthrough = [c for c in ("_seq", "_chain", FLAG_COLUMN, *DERIVED) if c in names]
+    passthrough = [c for c in (*_STORE_COLUMNS, FLAG_COLUMN, *DERIVED) if c in names]
     # ids of text were checked for personal data in Arrow (the flag column); SQL checks
     # the others, and names which id and what it looks like for flagged rows only
     flagged = personal_ids.text_ids(schema) if FLAG_COLUMN in names else ()
@@ -355,7 +361,9 @@ def classify_sql(norm: str, step_names: dict[str, str], entity_names: dict[str, 
     derived = ", ".join(DERIVED)
     return f"""
 SELECT _pos, reason, id_hash, digest, event_id,
-    CAST('0x' || left(digest, 16) AS UBIGINT) AS content_hash, {derived}
+    CAST('0x' || left(digest, 16) AS UBIGINT) AS content_hash, {derived},
+    CASE WHEN reason IS NULL AND lead_snapshot IS NOT NULL THEN {SNAPSHOT_KEY_SQL[0].format(x="lead_snapshot")} END AS snap_h1,
+    CASE WHEN reason IS NULL AND lead_snapshot IS NOT NULL THEN {SNAPSHOT_KEY_SQL[1].format(x="lead_snapshot")} END AS snap_h2
 FROM (
 SELECT *, CASE WHEN reason IS NULL THEN {EVENT_DIGEST_SQL} END AS digest
 FROM (
@@ -402,7 +410,7 @@ def insert_sql(norm: str) -> str:
     return f"""
 INSERT INTO events
 SELECT _seq, event_id, type, timestamp, lead_id, flow_id, entity_id, step_id, outcome,
-    duration_ms, metadata, lead_snapshot, {", ".join(DERIVED)}, hash(event_id), _chain
+    duration_ms, metadata, _sid, {", ".join(DERIVED)}, hash(event_id), _chain
 FROM ({norm})
 WHERE _seq IS NOT NULL
 """
@@ -733,6 +741,7 @@ def _store_rows(store, table: pa.Table, bad: list, result: dict) -> pa.Array:
     extra = {
         "_seq": pa.array(seq_col, mask=~keep),
         "_chain": pa.array(chain_col, pa.uint64(), mask=~keep),
+        **_snapshots.snapshot_ids(con, cls, keep, seq_col),
         **{c: cls.column(c).combine_chunks() for c in DERIVED},
     }
     for name, col in extra.items():
@@ -745,7 +754,9 @@ def _store_rows(store, table: pa.Table, bad: list, result: dict) -> pa.Array:
             table = table.set_column(i, c, _as_json(table.column(c)))
     con.register("_in", table)
     try:
-        con.run(insert_sql(normalise_sql(table.schema, store._catalog_maps)))
+        norm = normalise_sql(table.schema, store._catalog_maps)
+        con.run(_snapshots.insert_sql(norm))
+        con.run(insert_sql(norm))
     finally:
         con.unregister("_in")
     first, last = last_seq + 1, last_seq + n

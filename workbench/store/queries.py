@@ -17,10 +17,20 @@ from collections.abc import Sequence
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..timeutil import as_utc
+from .schema import PUBLIC_COLUMNS
 
-__all__ = ["events_query", "timeline_query", "decode", "frame", "EVENT_FILTERS"]
+__all__ = [
+    "events_query",
+    "timeline_query",
+    "hot_timeline",
+    "lead_ranges",
+    "decode",
+    "frame",
+    "EVENT_FILTERS",
+]
 
 #: The filters ``events()`` takes, in order.
 EVENT_FILTERS = ("type", "outcome", "lead_id", "entity_id", "flow_id", "since", "until", "limit")
@@ -88,11 +98,8 @@ def merge_ranges(ranges, gap: int = 250_000) -> list[tuple[int, int]]:
     return [(a, b) for a, b in out]
 
 
-def timeline_query(con, lead_id: str, db: str | None = None):
-    """The SQL (over a relation ``events``) and parameters reading one lead's events,
-    through the seq ranges its summary parts record (so DuckDB reads only the row groups
-    holding them); ``(None, [])`` when the lead is unknown. ``db`` names the store's
-    database when ``con`` has others attached."""
+def lead_ranges(con, lead_id: str, db: str | None = None) -> list[tuple[int, int]]:
+    """The seq ranges holding one lead's events, from its summary parts (merged)."""
     if not isinstance(lead_id, str):
         raise ValueError(f"lead_id must be text such as 'lead_5T8nK3mP9Q2wR7xN', not {lead_id!r}")
     parts_table = "lead_summary_parts" if db is None else f'"{db}".main.lead_summary_parts'
@@ -100,13 +107,51 @@ def timeline_query(con, lead_id: str, db: str | None = None):
         f"SELECT min_seq, max_seq FROM {parts_table} WHERE lead_id = ? ORDER BY min_seq",
         [lead_id],
     )
+    return merge_ranges(ranges)
+
+
+def timeline_query(con, lead_id: str, db: str | None = None, *, ranges=None):
+    """The SQL (over a relation ``events``) and parameters reading one lead's events,
+    through the seq ranges its summary parts record (so DuckDB reads only the row groups
+    holding them); ``(None, [])`` when the lead is unknown. ``db`` names the store's
+    database when ``con`` has others attached."""
+    ranges = lead_ranges(con, lead_id, db) if ranges is None else ranges
     if not ranges:
         return None, []
     parts, params = [], []
-    for lo, hi in merge_ranges(ranges):
+    for lo, hi in ranges:
         parts.append("SELECT * FROM events WHERE lead_id = ? AND seq BETWEEN ? AND ?")
         params += [lead_id, lo, hi]
     return " UNION ALL ".join(parts) + " ORDER BY timestamp, seq", params
+
+
+def hot_timeline(con, db: str, lead_id: str, ranges) -> pa.Table:
+    """One lead's events read from the hot table itself (every range in it), as the
+    ``events`` relation gives them: the lead's few narrow rows, then their snapshots by
+    id. A snapshot's id is the seq of the first event that carried it, so the lead's ids
+    span a few rows of ``snapshots`` and DuckDB skips every other row group."""
+    parts, params = [], []
+    for lo, hi in ranges:
+        parts.append(f'SELECT * FROM "{db}".main.events WHERE lead_id = ? AND seq BETWEEN ? AND ?')
+        params += [lead_id, lo, hi]
+    q = " UNION ALL ".join(parts) + " ORDER BY timestamp, seq"
+    rows = con.raw.sql(q, params=params).to_arrow_table()
+    ids = rows.column("snapshot_id")
+    found: dict[int, str] = {}
+    if ids.null_count < len(ids):
+        lo, hi = pc.min_max(ids).values()
+        found = dict(
+            con.rows(
+                f'SELECT snapshot_id, lead_snapshot FROM "{db}".main.snapshots '
+                "WHERE snapshot_id BETWEEN ? AND ?",
+                [lo.as_py(), hi.as_py()],
+            )
+        )
+    texts = pa.array([found.get(i) for i in ids.to_pylist()], pa.string())
+    json_type = rows.schema.field("metadata").type  # the JSON type DuckDB gives
+    if isinstance(json_type, pa.BaseExtensionType):
+        texts = pa.ExtensionArray.from_storage(json_type, texts)
+    return pa.table({c: texts if c == "lead_snapshot" else rows.column(c) for c in PUBLIC_COLUMNS})
 
 
 _NULLABLE_INTS = {
@@ -120,7 +165,7 @@ _NULLABLE_INTS = {
 def frame(table: pa.Table) -> pd.DataFrame:
     """An Arrow table of a few rows and many columns (a timeline) as a DataFrame;
     integer columns holding nulls become pandas' nullable integers, as ``df()`` gives."""
-    df = table.to_pandas()
+    df = table.to_pandas(split_blocks=True)
     for name, column in zip(table.column_names, table.columns, strict=True):
         if column.null_count and pa.types.is_integer(column.type):
             df[name] = column.to_pandas(types_mapper=_NULLABLE_INTS.get)

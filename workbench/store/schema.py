@@ -12,7 +12,10 @@ from __future__ import annotations
 
 #: The store's schema version; a store of another version is refused with a clear error.
 #: 4: SHA-256 seals in the ledger, digests of tier files, ingests with a state.
-SCHEMA_VERSION = "4"
+#: 5: each lead snapshot stored once, in ``snapshots``; the hot table refers to it.
+SCHEMA_VERSION = "5"
+#: Older versions ``open_store`` upgrades in place (see migrate.py).
+MIGRATES_FROM = ("4",)
 
 ENTITY_KINDS = ("source", "enhancement", "filter", "recipient")
 TIERS = ("hot", "warm", "cold")
@@ -49,6 +52,14 @@ DERIVED_TYPES: dict[str, str] = {
 HASH_TYPES: dict[str, str] = {"id_hash": "UBIGINT NOT NULL", "chain_hash": "UBIGINT NOT NULL"}
 
 RECORD_COLUMNS = tuple(RECORD_TYPES)
+#: The hot table as stored: the record with its snapshot by reference. A snapshot (the
+#: whole lead at that moment) changes only when an enhancement changes the lead, so most
+#: events of a lead share one; it is stored once in ``snapshots`` and the ``events``
+#: relation every reader sees puts it back (see :func:`hot_select`).
+HOT_TYPES: dict[str, str] = {
+    ("snapshot_id" if c == "lead_snapshot" else c): ("BIGINT" if c == "lead_snapshot" else t)
+    for c, t in RECORD_TYPES.items()
+}
 DERIVED_COLUMNS = tuple(DERIVED_TYPES)
 HASH_COLUMNS = tuple(HASH_TYPES)
 #: What a reader sees of an event: the record and its typed columns.
@@ -90,10 +101,42 @@ def export_select(source: str = "events") -> str:
     return f"SELECT {', '.join(cols)} FROM {source} ORDER BY seq"
 
 
+#: JSON text is stored zstd-compressed: metadata and snapshots are most of a store's
+#: bytes, and zstd keeps them at about a quarter of DuckDB's default (FSST) size while a
+#: timeline still reads a lead's few rows in about a millisecond.
+_ZSTD = " USING COMPRESSION zstd"
 _EVENTS_DDL = ",\n    ".join(
-    f"{name:<16} {sql_type}"
-    for name, sql_type in {**RECORD_TYPES, **DERIVED_TYPES, **HASH_TYPES}.items()
+    f"{name:<16} {sql_type}" + (_ZSTD if name == "metadata" else "")
+    for name, sql_type in {**HOT_TYPES, **DERIVED_TYPES, **HASH_TYPES}.items()
 )
+HOT_COLUMNS = tuple({**HOT_TYPES, **DERIVED_TYPES, **HASH_TYPES})
+
+#: A snapshot's content key: two 64-bit hashes of its text (a collision of both would
+#: need ~2^64 distinct snapshots). ``snapshot_id`` is the seq of the first event that
+#: carried it, so a lead's snapshots sit beside its events and a timeline reads few.
+SNAPSHOT_KEY_SQL = (
+    "hash(CAST({x} AS VARCHAR))",
+    "hash('lead snapshot' || CAST({x} AS VARCHAR))",
+)
+
+
+def hot_select(db: str, columns=None) -> str:
+    """SQL of the hot table as the record reads (``lead_snapshot`` joined back in),
+    with ``columns`` (default: every column of a tier file but ``event_date``).
+
+    The snapshots side is grouped by id so DuckDB knows each event meets at most one and
+    drops the join from queries that do not read ``lead_snapshot`` (join elimination);
+    a timeline's few ids reach the snapshots scan as a filter."""
+    columns = list(columns or ALL_COLUMNS)
+    if "lead_snapshot" not in columns:
+        return f'SELECT {", ".join(columns)} FROM "{db}".main.events'
+    cols = ", ".join("s.lead_snapshot" if c == "lead_snapshot" else f"e.{c}" for c in columns)
+    return (
+        f'SELECT {cols} FROM "{db}".main.events e LEFT JOIN ('
+        f'SELECT snapshot_id, any_value(lead_snapshot) AS lead_snapshot FROM "{db}".main.snapshots '
+        "GROUP BY snapshot_id) s ON s.snapshot_id = e.snapshot_id"
+    )
+
 
 #: The per-lead summary part (one row per lead per stored batch), see summary.py.
 SUMMARY_PART_TYPES: dict[str, str] = {
@@ -150,6 +193,10 @@ DDL = f"""
 CREATE TABLE IF NOT EXISTS store_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS events (
     {_EVENTS_DDL}
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    snapshot_id BIGINT NOT NULL, h1 UBIGINT NOT NULL, h2 UBIGINT NOT NULL,
+    lead_snapshot JSON NOT NULL{_ZSTD}
 );
 CREATE TABLE IF NOT EXISTS quarantine (
     {_QUARANTINE_DDL}

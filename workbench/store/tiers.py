@@ -16,6 +16,12 @@ them); one DuckDB transaction then registers them and deletes the rows they repl
 files left behind by a move that did not commit are removed by the next writable open.
 Every file's size and SHA-256 are recorded, so ``verify()`` names a file that was
 truncated, changed or deleted.
+
+A tier file carries each event's lead snapshot inline, where the hot table refers to
+its one stored copy: a file stands alone (any engine reads it without a join, a cold
+file is restored by copying it, verify recomputes its digests alone), and Parquet's
+dictionary pages and zstd already store a lead's repeated snapshot about once, so
+inline costs little on disk. A move drops the hot copies only its events used.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from .schema import (
     PUBLIC_COLUMNS,
     RECORD_COLUMNS,
     export_select,
+    hot_select,
 )
 
 __all__ = ["MoveReport", "Tiers", "write_query", "check_target", "EXPORT_FORMATS"]
@@ -231,7 +238,7 @@ class Tiers:
             db = con.val("SELECT current_database()")
         parts = []
         if "hot" in tiers:
-            parts.append(f'SELECT {cols} FROM "{db}".main.events')
+            parts.append(hot_select(db, columns))
         files = self.files(con, tiers)
         if files:
             paths = tuple(f[0] for f in files)
@@ -392,8 +399,9 @@ class Tiers:
             lo = as_utc(day, "day")
             cur = con.cursor()
             try:
+                db = cur.val("SELECT current_database()")
                 reader = cur.raw.sql(
-                    f"SELECT {cols} FROM events WHERE timestamp < $cut AND seq <= $max "
+                    f"SELECT {cols} FROM ({hot_select(db)}) WHERE timestamp < $cut AND seq <= $max "
                     "AND timestamp >= $lo AND timestamp < $lo + INTERVAL 1 DAY ORDER BY seq",
                     params={"cut": cut, "max": max_seq, "lo": lo},
                 ).to_arrow_reader(ROW_GROUP_ROWS)
@@ -428,6 +436,11 @@ class Tiers:
                     raise StoreError(
                         f"tier move {move_id}: expected to move {n_hot} events, found {deleted}"
                     )
+                # snapshots only the moved events held travel inline in the tier files
+                con.run(
+                    "DELETE FROM snapshots WHERE snapshot_id NOT IN "
+                    "(SELECT snapshot_id FROM events WHERE snapshot_id IS NOT NULL)"
+                )
             if sum(w[3] for w in written) != moved:
                 raise StoreError(
                     f"tier move {move_id}: files hold {sum(w[3] for w in written)} events, "

@@ -1,0 +1,222 @@
+"""Each lead snapshot is stored once: the hot table refers to it, every read gives the
+snapshot back as it came, and a store of the earlier layout (schema 4, snapshot inline
+in every event) is upgraded in place by open_store without changing any event."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+import workbench
+from workbench.errors import StoreError
+from workbench.sim import simulate
+from workbench.store import migrate as migrate_module
+from workbench.store.schema import RECORD_TYPES, export_select
+
+END = "2026-11-27T12:00:00Z"
+DONE = (
+    '{"final_outcome": "delivered", "total_duration_ms": 300, "steps_executed": 5, '
+    '"total_cost": 1.0, "total_revenue": 30.0}'
+)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A store of 400 simulated leads (two days, an enhancement outage) and its export."""
+    folder = tmp_path_factory.mktemp("snapshots")
+    path = folder / "run.duckdb"
+    with workbench.open_store(path) as store:
+        simulate(
+            leads=400, days=2, end=END, seed=11, store=store, incidents=["enhancement_timeouts"]
+        )
+        store.export(folder / "before.parquet")
+    return path, folder / "before.parquet"
+
+
+def _export_rows(path) -> list[tuple]:
+    with workbench.open_store(path, read_only=True) as s:
+        return s._query_con().rows(export_select())
+
+
+def test_a_snapshot_shared_by_events_is_stored_once(small_run):
+    path, _ = small_run
+    with workbench.open_store(path, read_only=True) as s:
+        n = s.sql(
+            "SELECT count(*) AS events, count(lead_snapshot) AS with_snapshot, "
+            "count(DISTINCT lead_snapshot::VARCHAR) AS distinct_snapshots FROM events"
+        ).iloc[0]
+        stored = s._con.val("SELECT count(*) FROM snapshots")
+    assert n.with_snapshot > 2 * n.distinct_snapshots  # the simulator's leads share them
+    assert stored == n.distinct_snapshots
+
+
+def test_every_event_reads_back_the_snapshot_it_came_with(small_run):
+    path, before = small_run
+    import pyarrow.parquet as pq
+
+    given = pq.read_table(before, columns=["seq", "lead_snapshot"]).to_pydict()
+    with workbench.open_store(path, read_only=True) as s:
+        back = s.sql("SELECT seq, lead_snapshot::VARCHAR AS s FROM events ORDER BY seq")
+    assert back.seq.tolist() == given["seq"]
+    assert back.s.tolist() == given["lead_snapshot"]
+
+
+def test_a_later_batch_refers_to_the_copy_already_stored():
+    store = workbench.open_store()
+    snap = '{"first_name": "Ada", "phone": "5125550100"}'
+    t0 = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
+
+    def event(i, snapshot):
+        return {
+            "event_id": f"evt_snap{i:016d}",
+            "type": "flow.completed",
+            "timestamp": t0 + dt.timedelta(seconds=i),
+            "lead_id": "lead_snapshots01",
+            "metadata": DONE,
+            "lead_snapshot": snapshot,
+        }
+
+    assert store.append([event(1, snap), event(2, snap)]).stored == 2
+    later = store.append([event(3, snap), event(4, '{"first_name": "Ada"}'), event(5, None)])
+    assert later.stored == 3
+    assert store._con.val("SELECT count(*) FROM snapshots") == 2
+    tl = store.timeline("lead_snapshots01")
+    assert [s.get("phone") if s else None for s in tl.lead_snapshot] == [
+        "5125550100",
+        "5125550100",
+        "5125550100",
+        None,
+        None,
+    ]
+    assert tl.lead_snapshot.iloc[-1] is None
+    assert store.verify().ok
+
+
+def test_a_read_that_does_not_need_snapshots_does_not_join_them(small_run):
+    """DuckDB drops the snapshot join from queries that do not read lead_snapshot, so
+    the analyses pay nothing for it."""
+    path, _ = small_run
+    with workbench.open_store(path, read_only=True) as s:
+        plan = s._query_con().val("EXPLAIN SELECT type, count(*) FROM events GROUP BY type")
+        assert "snapshots" not in str(plan).lower() and "HASH_JOIN" not in str(plan)
+
+
+# --------------------------------------------------------------------------- archive
+
+
+def test_archived_events_carry_their_snapshot_and_the_hot_copies_go(tmp_path):
+    path = tmp_path / "a.duckdb"
+    with workbench.open_store(path) as s:
+        simulate(leads=150, days=2, end=END, seed=3, store=s)
+        lead = s.sql("SELECT lead_id FROM events ORDER BY seq LIMIT 1").lead_id[0]
+        before = s.timeline(lead).lead_snapshot.tolist()
+        s.archive(older_than="1 day", now=END)
+        assert s.tier_counts()["warm"] > 0
+        # no hot snapshot is left that no hot event refers to
+        assert not s._con.val(
+            "SELECT count(*) FROM snapshots WHERE snapshot_id NOT IN "
+            "(SELECT snapshot_id FROM events WHERE snapshot_id IS NOT NULL)"
+        )
+        assert s.timeline(lead).lead_snapshot.tolist() == before
+        assert s.verify().ok
+        tier_file = next(s.tiers_dir.rglob("*.parquet"))
+    import pyarrow.parquet as pq
+
+    assert "lead_snapshot" in pq.read_schema(tier_file).names  # a tier file stands alone
+
+
+# --------------------------------------------------------------------------- migration
+
+
+def _as_schema_4(path) -> None:
+    """Rewrite a store in the layout of schema 4: each event with its snapshot inline."""
+    con = duckdb.connect(str(path))
+    db = con.execute("SELECT current_database()").fetchone()[0]
+    from workbench.store.schema import ALL_COLUMNS, hot_select
+
+    types = {**RECORD_TYPES}
+    con.execute("BEGIN")
+    con.execute(f"CREATE TABLE events_v4 AS {hot_select(db, ALL_COLUMNS)} ORDER BY seq")
+    con.execute("DROP TABLE events")
+    con.execute("DROP TABLE snapshots")
+    con.execute("ALTER TABLE events_v4 RENAME TO events")
+    con.execute("UPDATE store_meta SET value = '4' WHERE key = 'schema_version'")
+    con.execute("COMMIT")
+    assert [r[0] for r in con.execute("DESCRIBE events").fetchall()][11] == "lead_snapshot"
+    assert types["lead_snapshot"] == "JSON"
+    con.close()
+
+
+@pytest.fixture
+def old_store(small_run, tmp_path):
+    import shutil
+
+    path = tmp_path / "old.duckdb"
+    shutil.copyfile(small_run[0], path)
+    _as_schema_4(path)
+    con = duckdb.connect(str(path), read_only=True)
+    rows = con.execute(export_select()).fetchall()
+    con.close()
+    return path, rows
+
+
+def test_open_store_upgrades_a_schema_4_store_without_changing_an_event(old_store):
+    path, before = old_store
+    with workbench.open_store(path) as s:
+        assert s._meta("schema_version") == "5"
+        assert s.verify().ok
+        assert s._con.val("SELECT count(*) FROM snapshots") < s.count() / 2
+    assert _export_rows(path) == [tuple(r) for r in before]
+
+
+def test_a_schema_4_store_opened_read_only_says_how_to_upgrade(old_store):
+    path, _ = old_store
+    with pytest.raises(StoreError, match="open it once for writing"):
+        workbench.open_store(path, read_only=True)
+
+
+def test_an_upgrade_cut_short_leaves_the_old_store_as_it_was(old_store, monkeypatch):
+    path, before = old_store
+
+    def power_cut():
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(migrate_module, "utcnow", power_cut)
+    with pytest.raises(KeyboardInterrupt):
+        workbench.open_store(path)
+    con = duckdb.connect(str(path), read_only=True)
+    assert con.execute("SELECT value FROM store_meta WHERE key = 'schema_version'").fetchone() == (
+        "4",
+    )
+    assert con.execute(export_select()).fetchall() == before
+    con.close()
+    monkeypatch.undo()
+    with workbench.open_store(path) as s:  # the next open upgrades it
+        assert s.verify().ok
+    assert _export_rows(path) == [tuple(r) for r in before]
+
+
+def test_the_snapshot_key_tells_apart_texts_that_differ_only_in_spacing():
+    """Snapshots are kept byte for byte (export gives back what came in), so two
+    spellings of the same object are two stored copies, never merged."""
+    store = workbench.open_store()
+    base = {
+        "type": "flow.completed",
+        "timestamp": "2026-11-20T12:00:00Z",
+        "lead_id": "lead_spacing0001",
+        "metadata": DONE,
+    }
+    stored = store.append(
+        pa.Table.from_pylist(
+            [
+                {**base, "event_id": "evt_spacing000000000001", "lead_snapshot": '{"a": 1}'},
+                {**base, "event_id": "evt_spacing000000000002", "lead_snapshot": '{"a":1}'},
+            ]
+        )
+    ).stored
+    assert stored == 2
+    texts = store.sql("SELECT lead_snapshot::VARCHAR AS s FROM events ORDER BY seq").s.tolist()
+    assert texts == ['{"a": 1}', '{"a":1}']
