@@ -566,6 +566,10 @@ def errors_figure(errors: pd.DataFrame, title: str = "Technical errors by type")
                 marker_color=PALETTE[i % len(PALETTE)],
             )
         )
+    # the most frequent error on top, ties by name: one order whatever the rows' order
+    totals = errors.groupby("error_type").errors.sum().reset_index()
+    order = totals.sort_values(["errors", "error_type"], ascending=[True, False]).error_type
+    fig.update_yaxes(categoryorder="array", categoryarray=list(order))
     fig.update_xaxes(title="errors")
     return fig
 
