@@ -3,6 +3,7 @@
 import datetime as dt
 import json
 import re
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -263,3 +264,51 @@ def test_invariants_hold_for_any_run(seed, leads, names):
         if t == "flow.completed":
             assert abs(cost.get(lead, 0) - m["total_cost"]) < 1e-9
     assert sum(r.report().counts.values()) == len(df)
+
+
+# --------------------------------------------------------------------------- overlap
+
+
+def test_generation_runs_ahead_of_the_store_by_at_most_two_tables():
+    import threading
+
+    from workbench.sim.runner import ahead
+
+    made = []
+
+    def tables():
+        for i in range(10):
+            made.append(i)
+            yield i
+
+    it = ahead(tables(), depth=2)
+    assert next(it) == 0
+    deadline = time.monotonic() + 5
+    while len(made) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert len(made) <= 4  # one taken, two waiting, one in the producer's hand
+    it.close()  # a consumer that stops early stops the producer
+    assert not [t for t in threading.enumerate() if t.name == "workbench-sim-ahead"]
+
+
+def test_an_error_while_generating_reaches_the_caller_and_nothing_half_done_is_kept(tmp_path):
+    from workbench.sim import runner as runner_module
+
+    path = tmp_path / "cut.duckdb"
+
+    def broken(self, on_chunk=None):
+        yield from original(self, on_chunk)
+        raise RuntimeError("generator failed")
+
+    original = runner_module.FlowRunner.tables
+    runner_module.FlowRunner.tables = broken
+    try:
+        with pytest.raises(RuntimeError, match="generator failed"):
+            simulate(leads=300, days=1, end="2026-11-27T12:00:00Z", seed=2, store=path)
+    finally:
+        runner_module.FlowRunner.tables = original
+    with workbench.open_store(path, read_only=True) as s:
+        # every batch that was stored is whole and sealed; the ingest says it was cut short
+        assert s.verify().ok
+        assert s.sql("SELECT state FROM ingests").state.tolist() == ["interrupted"]

@@ -11,10 +11,13 @@ chunk number: the same arguments give the same events, event ids included.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -402,6 +405,54 @@ class FlowRunner:
         store.record_incidents(i.record() for i in self.incidents if i.incident_id not in known)
 
 
+_DONE = object()
+
+
+def ahead(items: Iterable, depth: int = 2) -> Iterator:
+    """``items`` produced by a thread of their own, at most ``depth`` ahead of the
+    consumer: the producer's work overlaps the consumer's. An error in the producer is
+    raised in the consumer; a consumer that stops early stops the producer.
+
+    >>> list(ahead(iter(range(5))))
+    [0, 1, 2, 3, 4]
+    """
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        box.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as e:  # handed to the consumer, raised there
+            box.put((_DONE, e))
+            return
+        box.put((_DONE, None))
+
+    worker = threading.Thread(target=produce, name="workbench-sim-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = box.get()
+            if item is _DONE:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            with contextlib.suppress(queue.Empty):
+                box.get(timeout=0.1)
+        worker.join()
+
+
 def in_schedule(plan: Plan, source, t: np.ndarray) -> np.ndarray:
     """1.0 where ``source`` sends leads at times ``t`` (its schedule, if any), else 0.0."""
     if source.schedule is None:
@@ -549,8 +600,10 @@ def simulate(
             store = open_store(Path(store))
         try:
             runner.register(store)
+            # the next tables are generated while the store takes the last ones (DuckDB
+            # lets go of the GIL while it inserts): the two cores work at once
             reader = pa.RecordBatchReader.from_batches(
-                SCHEMA, (b for t in runner.tables(on_chunk) for b in t.to_batches())
+                SCHEMA, (b for t in ahead(runner.tables(on_chunk)) for b in t.to_batches())
             )
             ingest = store.append(reader, progress=False, label=f"simulate {runner.run_id}")
         finally:
