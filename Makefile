@@ -37,10 +37,12 @@ lab: $(STAMP) $(SAMPLE) browser
 	WORKBENCH_SAMPLE_STORE=$(CURDIR)/$(SAMPLE) $(BIN)/jupyter lab --ip=127.0.0.1 --port=$(PORT) \
 	    --ServerApp.root_dir=$(CURDIR)/notebooks --LabApp.default_url=/lab/tree/00_start_here.ipynb $(ROOT) $(LAB_ARGS)
 
-test: $(STAMP) browser
+# two workers (the machine's two cores), a whole file per worker: a notebook, a module's
+# JupyterLab or kaleido server stays on one; the sample store is built first, once
+test: $(STAMP) $(SAMPLE) browser
 	$(BIN)/ruff check workbench tests bench
 	$(BIN)/ruff format --check workbench tests bench
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # after a deliberate change to a chart: look at the new images, then keep them
 visual-refs: $(STAMP) browser
