@@ -168,7 +168,7 @@ def _ts_offset(ts_text: str) -> str:
 
 
 #: Columns the store appends to a batch before inserting it (seq, chain, snapshot ids).
-_STORE_COLUMNS = ("_seq", "_chain", "_sid", "_h1", "_h2", "_new_snap")
+_STORE_COLUMNS = ("_seq", "_chain", "_sid", "_h1", "_new_snap")
 
 
 def normalise_sql(schema: pa.Schema, maps: dict[str, str], line_reason: bool = False) -> str:
@@ -352,9 +352,12 @@ def _name(plain: str, nested: str) -> str:
 DERIVED = DERIVED_COLUMNS
 
 
-def classify_sql(norm: str, step_names: dict[str, str], entity_names: dict[str, str]) -> str:
+def classify_sql(
+    norm: str, step_names: dict[str, str], entity_names: dict[str, str], snapshot_text: bool = True
+) -> str:
     """Per input row, in input order: position, reason (NULL when it can be stored), id
-    hash, content hash and the typed columns, reading each metadata object once."""
+    hash, content hash and the typed columns, reading each metadata object once; the
+    snapshot's text too when the input does not hold it as text already."""
     steps = _map_literal(step_names, _sql_text)
     entities = _map_literal(entity_names, _sql_text)
     paths = "[" + ", ".join(f"'{p}'" for p in _META_PATHS) + "]"
@@ -362,8 +365,8 @@ def classify_sql(norm: str, step_names: dict[str, str], entity_names: dict[str, 
     return f"""
 SELECT _pos, reason, id_hash, digest, event_id,
     CAST('0x' || left(digest, 16) AS UBIGINT) AS content_hash, {derived},
-    CASE WHEN reason IS NULL AND lead_snapshot IS NOT NULL THEN {SNAPSHOT_KEY_SQL[0].format(x="lead_snapshot")} END AS snap_h1,
-    CASE WHEN reason IS NULL AND lead_snapshot IS NOT NULL THEN {SNAPSHOT_KEY_SQL[1].format(x="lead_snapshot")} END AS snap_h2
+    CASE WHEN reason IS NULL AND lead_snapshot IS NOT NULL THEN {SNAPSHOT_KEY_SQL.format(x="lead_snapshot")} END AS snap_h1,
+    {"CASE WHEN reason IS NULL THEN CAST(lead_snapshot AS VARCHAR) END" if snapshot_text else "NULL::VARCHAR"} AS snap_text
 FROM (
 SELECT *, CASE WHEN reason IS NULL THEN {EVENT_DIGEST_SQL} END AS digest
 FROM (
@@ -690,7 +693,10 @@ def _store_rows(store, table: pa.Table, bad: list, result: dict) -> pa.Array:
     try:
         con.register("_in", table)
         try:
-            cls = con.raw.sql(classify_sql(norm, steps, entities)).to_arrow_table()
+            given = _snapshots.given_text(table)
+            cls = con.raw.sql(
+                classify_sql(norm, steps, entities, snapshot_text=given is None)
+            ).to_arrow_table()
         finally:
             con.unregister("_in")
     except duckdb.NotImplementedException as e:
@@ -741,7 +747,7 @@ def _store_rows(store, table: pa.Table, bad: list, result: dict) -> pa.Array:
     extra = {
         "_seq": pa.array(seq_col, mask=~keep),
         "_chain": pa.array(chain_col, pa.uint64(), mask=~keep),
-        **_snapshots.snapshot_ids(con, cls, keep, seq_col),
+        **_snapshots.snapshot_ids(con, cls, keep, seq_col, given),
         **{c: cls.column(c).combine_chunks() for c in DERIVED},
     }
     for name, col in extra.items():

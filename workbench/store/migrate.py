@@ -18,21 +18,21 @@ def migrate(con, version: str) -> None:
     """Upgrade the store on ``con`` from schema ``version`` to the current one."""
     if version != "4":  # pragma: no cover - MIGRATES_FROM names what is handled here
         raise ValueError(f"no migration from schema {version}")
-    h1 = SNAPSHOT_KEY_SQL[0].format(x="lead_snapshot")
-    h2 = SNAPSHOT_KEY_SQL[1].format(x="lead_snapshot")
+    h1 = SNAPSHOT_KEY_SQL.format(x="lead_snapshot")
     con.run("BEGIN TRANSACTION")
     try:
         con.run("ALTER TABLE events RENAME TO events_v4")
         con.run(DDL)  # creates the new events and snapshots tables (the rest exist)
+        # one row per distinct text (grouped by the text itself, not by its hash)
         con.run(
-            f"INSERT INTO snapshots SELECT min(seq), {h1}, {h2}, arg_min(lead_snapshot, seq) "
-            f"FROM events_v4 WHERE lead_snapshot IS NOT NULL GROUP BY {h1}, {h2} ORDER BY 1"
+            f"INSERT INTO snapshots SELECT min(seq), any_value({h1}), lead_snapshot "
+            "FROM events_v4 WHERE lead_snapshot IS NOT NULL GROUP BY lead_snapshot ORDER BY 1"
         )
         cols = ", ".join("s.snapshot_id" if c == "snapshot_id" else f"e.{c}" for c in HOT_COLUMNS)
         con.run(
             f"INSERT INTO events SELECT {cols} FROM events_v4 e LEFT JOIN snapshots s "
             f"ON s.h1 = {h1.replace('lead_snapshot', 'e.lead_snapshot')} "
-            f"AND s.h2 = {h2.replace('lead_snapshot', 'e.lead_snapshot')} ORDER BY e.seq"
+            "AND CAST(s.lead_snapshot AS VARCHAR) = CAST(e.lead_snapshot AS VARCHAR) ORDER BY e.seq"
         )
         moved = con.val("SELECT count(*) FROM events")
         before = con.val("SELECT count(*) FROM events_v4")

@@ -111,13 +111,10 @@ _EVENTS_DDL = ",\n    ".join(
 )
 HOT_COLUMNS = tuple({**HOT_TYPES, **DERIVED_TYPES, **HASH_TYPES})
 
-#: A snapshot's content key: two 64-bit hashes of its text (a collision of both would
-#: need ~2^64 distinct snapshots). ``snapshot_id`` is the seq of the first event that
-#: carried it, so a lead's snapshots sit beside its events and a timeline reads few.
-SNAPSHOT_KEY_SQL = (
-    "hash(CAST({x} AS VARCHAR))",
-    "hash('lead snapshot' || CAST({x} AS VARCHAR))",
-)
+#: The hash that finds a stored snapshot (then its text decides): ``snapshots.h1``.
+#: ``snapshot_id`` is the seq of the first event that carried it, so a lead's snapshots
+#: sit beside its events and a timeline reads few.
+SNAPSHOT_KEY_SQL = "hash(CAST({x} AS VARCHAR))"
 
 
 def hot_select(db: str, columns=None) -> str:
@@ -195,7 +192,7 @@ CREATE TABLE IF NOT EXISTS events (
     {_EVENTS_DDL}
 );
 CREATE TABLE IF NOT EXISTS snapshots (
-    snapshot_id BIGINT NOT NULL, h1 UBIGINT NOT NULL, h2 UBIGINT NOT NULL,
+    snapshot_id BIGINT NOT NULL, h1 UBIGINT NOT NULL,
     lead_snapshot JSON NOT NULL{_ZSTD}
 );
 CREATE TABLE IF NOT EXISTS quarantine (
