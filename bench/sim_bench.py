@@ -5,6 +5,8 @@ each phase in its own process so peak memory (RSS) is the phase's own:
 
 * ``generate``  the runner alone (Arrow tables produced and dropped): events/s, peak RSS
 * ``store``     ``simulate()`` into a fresh store file: end-to-end events/s, peak RSS
+* ``raw``       the same events (written to Parquet first, untimed) inserted into a
+                plain DuckDB table of the record: events/s, peak RSS
 * ``naive``     a per-event pure-Python generator (dicts + json.dumps, ``random``), on
                 at most ``--naive-leads`` leads: events/s, then the ratios
 
@@ -210,7 +212,54 @@ def phase_naive(leads: int) -> dict:
     return {"events": events, "seconds": wall, "cpu_seconds": cpu, "peak_mb": _peak_mb()}
 
 
-PHASES = {"generate": phase_generate, "store": phase_store, "naive": phase_naive}
+RAW_DDL = """
+CREATE TABLE events (
+    seq BIGINT, event_id VARCHAR, type VARCHAR, timestamp TIMESTAMPTZ, lead_id VARCHAR,
+    flow_id VARCHAR, entity_id VARCHAR, step_id VARCHAR, outcome VARCHAR,
+    duration_ms INTEGER, metadata JSON, lead_snapshot JSON
+)
+"""
+
+
+def phase_raw(leads: int) -> dict:
+    """The same run's events written to Parquet first (not timed), then inserted as they
+    are into a plain DuckDB table of the record: what the store's ingest is measured
+    against (no validation, no snapshots, no seals, no summary)."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from workbench.sim import FlowRunner
+    from workbench.sim.runner import SCHEMA
+
+    with tempfile.TemporaryDirectory() as d:
+        data = Path(d) / "run.parquet"
+        writer = pq.ParquetWriter(data, SCHEMA, compression="zstd")
+        runner = FlowRunner(leads=leads, end=END, seed=1, incidents=INCIDENTS)
+        for table in runner.tables():
+            writer.write_table(table)
+        writer.close()
+        del runner
+        pa.default_memory_pool().release_unused()
+        pf = pq.ParquetFile(data)
+        events = pf.metadata.num_rows
+        t0, c0 = time.perf_counter(), time.process_time()
+        con = duckdb.connect(str(Path(d) / "raw.duckdb"))
+        con.execute(RAW_DDL)
+        src = pa.RecordBatchReader.from_batches(pf.schema_arrow, pf.iter_batches(250_000))
+        con.register("src", src)
+        con.execute(f"INSERT INTO events SELECT 0, {', '.join(SCHEMA.names)} FROM src")
+        con.close()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"events": events, "seconds": wall, "cpu_seconds": cpu, "peak_mb": _peak_mb()}
+
+
+PHASES = {
+    "generate": phase_generate,
+    "store": phase_store,
+    "raw": phase_raw,
+    "naive": phase_naive,
+}
 
 
 def run_phase(name: str, leads: int) -> dict:
@@ -252,15 +301,27 @@ def main(argv=None) -> int:
         f"{'events/s':>11} {'x naive':>8} {'peak MB':>8}"
     )
     for n in scales:
-        for phase in ("generate", "store"):
+        rates = {}
+        for phase in ("generate", "store", "raw"):
             r = run_phase(phase, n)
+            rates[phase] = r["events"] / r["seconds"]
             rate = r["events"] / r["seconds"]
             print(
                 f"{n:>10,} {phase:>9} {r['events']:>11,} {r['seconds']:>7.2f} "
                 f"{r['cpu_seconds']:>7.2f} {rate:>11,.0f} {rate / naive_rate:>8.1f} "
                 f"{r['peak_mb']:>8.0f}"
-                + (f"   (store file {r['file_mb']:.0f} MB)" if "file_mb" in r else "")
+                + (
+                    f"   (store file {r['file_mb']:.0f} MB, "
+                    f"{r['file_mb'] / (r['events'] / 1e6):.0f} MB per M events)"
+                    if "file_mb" in r
+                    else ""
+                )
             )
+        print(
+            f"{'':>10} simulate() into a store: {rates['store'] / rates['raw']:.2f}x the raw "
+            f"insert of the same events ({rates['raw']:,.0f} events/s), "
+            f"{rates['store'] / rates['generate']:.2f}x the generator alone"
+        )
     return 0
 
 
