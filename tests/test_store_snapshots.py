@@ -220,3 +220,31 @@ def test_the_snapshot_key_tells_apart_texts_that_differ_only_in_spacing():
     assert stored == 2
     texts = store.sql("SELECT lead_snapshot::VARCHAR AS s FROM events ORDER BY seq").s.tolist()
     assert texts == ['{"a": 1}', '{"a":1}']
+
+
+def test_snapshots_whose_hashes_collide_stay_apart(monkeypatch):
+    """The hash only finds candidates; the text decides. With a hash that collides for
+    every snapshot of the same length, each distinct text is still stored once and
+    every event reads back its own."""
+    from workbench.store import ingest
+
+    monkeypatch.setattr(ingest, "SNAPSHOT_KEY_SQL", "CAST(length(CAST({x} AS VARCHAR)) AS UBIGINT)")
+    store = workbench.open_store()
+    base = {"type": "flow.completed", "lead_id": "lead_collide00001", "metadata": DONE}
+    snaps = ['{"a":1}', '{"b":2}', '{"a":1}', '{"c":3}']
+    for k, batch in enumerate((snaps[:2], snaps[2:])):
+        store.append(
+            [
+                {
+                    **base,
+                    "event_id": f"evt_collide{k}{i:012d}",
+                    "timestamp": f"2026-11-20T12:00:0{2 * k + i}Z",
+                    "lead_snapshot": s,
+                }
+                for i, s in enumerate(batch)
+            ]
+        )
+    assert store._con.val("SELECT count(*) FROM snapshots") == 3
+    back = store.timeline("lead_collide00001").lead_snapshot.tolist()
+    assert back == [{"a": 1}, {"b": 2}, {"a": 1}, {"c": 3}]
+    assert store.verify().ok
