@@ -199,12 +199,10 @@ def test_a_changed_snapshot_is_caught_at_the_events_that_share_it(sealed):
     """A lead snapshot is stored once for the events that carry it: rewriting that one
     copy changes every one of those events, and verify names the first."""
     with workbench.open_store(sealed) as s:
-        first = s.sql(
-            "SELECT min(seq) AS seq FROM events WHERE lead_snapshot IS NOT NULL"
-        ).seq[0]
+        first = s.sql("SELECT min(seq) AS seq FROM events WHERE lead_snapshot IS NOT NULL").seq[0]
     tamper(
         sealed,
-        "UPDATE snapshots SET lead_snapshot = '{\"first_name\": \"Mallory\"}' "
+        'UPDATE snapshots SET lead_snapshot = \'{"first_name": "Mallory"}\' '
         "WHERE snapshot_id = (SELECT min(snapshot_id) FROM snapshots)",
     )
     r = verify(sealed)
