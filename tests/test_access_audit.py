@@ -461,6 +461,11 @@ def test_no_unknown_literal_survives_the_masking_of_sql_text(value, form):
     assume(len(value) >= 3 and not Vocabulary().keeps(value))
     query = form.replace("{v}", value)
     assume(value not in form.replace("{v}", ""))
+    # the literal as the query writes it: a LIKE pattern is read piece by piece, so
+    # '%.JSON%' is kept for its known word 'json' although '.JSON' alone is not
+    quoted = [a or b for a, b in re.findall(r"'([^']*)'|\"([^\"]*)\"", query)]
+    literal = next((q for q in quoted if value in q), value)
+    assume(not Vocabulary().keeps(literal))
     assert value not in mask_sql_text(query)
 
 

@@ -120,6 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="first event date to restore (ISO-8601)")
     p.add_argument("--until", help="restore event dates before this (ISO-8601)")
 
+    p = sub.add_parser("upgrade", help="upgrade a store made by an earlier workbench, in place")
+    p.add_argument("--store", required=True)
+
+    p = sub.add_parser(
+        "lake",
+        help="the Parquet lake: every event and table for DuckDB, Spark or any Parquet reader",
+        description="`lake export LAKE_DIR` writes the store's events (every tier, "
+        "Hive-partitioned by event date, zstd) and its tables to LAKE_DIR; run it again to "
+        "add what was stored since. The lake holds raw events, like the store's own files.",
+    )
+    lsub = p.add_subparsers(dest="lake_command", required=True)
+    e = lsub.add_parser("export", help="add the store's new events and its tables to a lake")
+    e.add_argument("lake", help="the lake folder (created if missing)")
+    e.add_argument("--store", required=True)
+
     p = sub.add_parser("sql", help="run one read-only SQL query and print the result (masked)")
     p.add_argument("query")
     p.add_argument("--store", required=True)
@@ -253,6 +268,25 @@ def _archive(args) -> int:
 def _restore(args) -> int:
     with open_store(_existing_store(args.store), create=False) as store:
         print(store.restore(since=args.since, until=args.until))
+    return 0
+
+
+@command("upgrade")
+def _upgrade(args) -> int:
+    with open_store(_existing_store(args.store), create=False) as store:
+        version = store._meta("schema_version")
+        when = store._meta("migrated_from_4_at")
+    print(
+        f"{args.store}: store schema {version}"
+        + (f" (upgraded from 4 at {when})" if when else " (nothing to upgrade)")
+    )
+    return 0
+
+
+@command("lake")
+def _lake(args) -> int:
+    with open_store(_existing_store(args.store), read_only=True) as store:
+        print(store.export_lake(args.lake))
     return 0
 
 

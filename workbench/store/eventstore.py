@@ -314,7 +314,8 @@ class EventStore:
                 raise StoreError(
                     f"{self.path} has store schema {version[0]}, which this workbench "
                     f"upgrades to {SCHEMA_VERSION} in place: open it once for writing "
-                    "(open_store(path) without read_only=True), then read it as before"
+                    "(open_store(path) without read_only=True, or `workbench upgrade --store "
+                    "PATH`), then read it as before"
                 )
             elif version[0] != SCHEMA_VERSION:
                 raise StoreError(
@@ -704,6 +705,25 @@ class EventStore:
 
     def _after_write_hook(self, move_id: int) -> None:
         """Between writing a move's files and committing it (tests simulate a crash here)."""
+
+    def export_lake(self, lake, *, progress: bool | None = None):
+        """Add this store's new events (every tier), its per-lead summary and its
+        dimension tables to the Parquet lake folder ``lake`` (Hive-partitioned by event
+        date, zstd), for DuckDB, Spark or any Parquet reader. A second export adds only
+        what was stored since; a crash midway leaves the lake as it was. Returns a
+        :class:`~workbench.store.lake.LakeReport`.
+
+        >>> import tempfile, pathlib
+        >>> store = open_store()
+        >>> report = store.export_lake(pathlib.Path(tempfile.mkdtemp()) / "lake")
+        >>> report.events, sorted(report.tables)
+        (0, ['entities', 'flows', 'lead_summary', 'steps'])
+        """
+        from .lake import export_lake
+
+        self._check_open()
+        with self._lock:
+            return export_lake(self, lake, progress=progress)
 
     def export(self, path, *, format: str | None = None, tiers: Sequence[str] = TIERS) -> int:
         """Write every event (all tiers by default) to Parquet or JSONL, in seq order.

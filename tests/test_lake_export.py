@@ -1,0 +1,184 @@
+"""The Parquet lake: every tier's events and the store's tables as Hive-partitioned zstd
+Parquet, added to incrementally, crash-safe, one store per lake."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pytest
+
+import workbench
+from workbench.errors import InputError, StoreError
+from workbench.sim import simulate
+from workbench.store import lake as lake_module
+from workbench.store.schema import PUBLIC_COLUMNS
+
+END = "2026-11-27T12:00:00Z"
+COLS = ", ".join(PUBLIC_COLUMNS)
+
+
+@pytest.fixture
+def run_store(tmp_path):
+    """300 simulated leads over three days; the oldest day archived warm, then cold."""
+    path = tmp_path / "run.duckdb"
+    with workbench.open_store(path) as s:
+        simulate(leads=300, days=3, end=END, seed=5, store=s)
+        s.archive(older_than="2 days", now=END, tier="warm")
+        s.archive(older_than="60 hours", now=END, tier="cold")
+        assert s.tier_counts()["warm"] and s.tier_counts()["cold"]
+    return path
+
+
+def lake_rows(lake) -> list[tuple]:
+    con = duckdb.connect()
+    return con.execute(
+        f"SELECT {COLS} FROM read_parquet('{lake}/events/**/*.parquet', hive_partitioning = true) "
+        "ORDER BY seq"
+    ).fetchall()
+
+
+def store_rows(path) -> list[tuple]:
+    with workbench.open_store(path, read_only=True) as s:
+        return s._query_con().rows(
+            f"SELECT {COLS} FROM ({s.events_source(s._query_con(), ('hot', 'warm', 'cold'))}) "
+            "ORDER BY seq"
+        )
+
+
+def test_the_lake_holds_every_tier_as_the_store_reads_it(run_store, tmp_path):
+    lake = tmp_path / "lake"
+    with workbench.open_store(run_store, read_only=True) as s:
+        report = s.export_lake(lake)
+        n = s.count()
+    assert report.events == n and report.total_events == n
+    assert lake_rows(lake) == store_rows(run_store)
+    # the store's tables, for readers that join names or read the per-lead summary
+    con = duckdb.connect()
+    assert con.execute(f"SELECT count(*) FROM '{lake}/lead_summary/*.parquet'").fetchone()[0] == 300
+    for table in ("flows", "entities", "steps"):
+        assert con.execute(f"SELECT count(*) FROM '{lake}/{table}/*.parquet'").fetchone()[0] > 0
+
+
+def test_any_parquet_reader_prunes_the_lake_by_event_date(run_store, tmp_path):
+    lake = tmp_path / "lake"
+    with workbench.open_store(run_store, read_only=True) as s:
+        s.export_lake(lake)
+        day = str(s.sql("SELECT max(timestamp)::DATE AS d FROM events").d[0])[:10]
+    ds = pads.dataset(lake / "events", format="parquet", partitioning="hive")
+    assert "event_date" in ds.schema.names
+    kind = ds.schema.field("event_date").type  # as the reader infers it (a date)
+    one_day = ds.to_table(filter=pads.field("event_date") == pa.scalar(str(day)).cast(kind))
+    files = [f for f in ds.files if f"event_date={day}" in f]
+    assert one_day.num_rows == sum(pads.dataset(f, format="parquet").count_rows() for f in files)
+    assert 0 < one_day.num_rows < ds.count_rows()
+
+
+def test_a_second_export_adds_only_what_was_stored_since(run_store, tmp_path):
+    lake = tmp_path / "lake"
+    with workbench.open_store(run_store) as s:
+        first = s.export_lake(lake)
+        later = dt.datetime(2026, 11, 27, 13, tzinfo=dt.UTC)
+        simulate(leads=40, days=0.02, end=later, seed=9, store=s)
+        second = s.export_lake(lake)
+        third = s.export_lake(lake)
+        n = s.count()
+    assert second.events == n - first.events > 0
+    assert second.through_seq == n
+    assert third.events == 0 and third.files == 0
+    rows = lake_rows(lake)
+    assert [r[0] for r in rows] == list(range(1, n + 1))  # each event once
+    assert rows == store_rows(run_store)
+    manifest = json.loads((lake / lake_module.MANIFEST).read_text())
+    assert [e["events"] for e in manifest["exports"]] == [first.events, second.events, 0]
+
+
+def test_a_crash_while_writing_leaves_the_lake_as_it_was(run_store, tmp_path, monkeypatch):
+    lake = tmp_path / "lake"
+    with workbench.open_store(run_store, read_only=True) as s:
+        calls = {"n": 0}
+        write = lake_module._write
+
+        def dies_on_the_third_file(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt("power cut")
+            return write(*args, **kwargs)
+
+        monkeypatch.setattr(lake_module, "_write", dies_on_the_third_file)
+        with pytest.raises(KeyboardInterrupt):
+            s.export_lake(lake)
+        assert not list(lake.rglob("*.parquet"))  # nothing a reader would see
+        monkeypatch.setattr(lake_module, "_write", write)
+        s.export_lake(lake)
+    assert lake_rows(lake) == store_rows(run_store)
+    assert not list(lake.rglob(".*.parquet"))
+
+
+def test_a_crash_after_the_manifest_is_finished_by_the_next_export(
+    run_store, tmp_path, monkeypatch
+):
+    """The manifest names the export's files before they are renamed into place: a
+    crash between the two leaves hidden files the next export moves in, once."""
+    lake = tmp_path / "lake"
+    finish = lake_module._finish
+    calls = {"n": 0}
+
+    def dies_after_the_manifest(*args):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the call that renames the new files
+            raise KeyboardInterrupt("power cut")
+        return finish(*args)
+
+    with workbench.open_store(run_store, read_only=True) as s:
+        monkeypatch.setattr(lake_module, "_finish", dies_after_the_manifest)
+        with pytest.raises(KeyboardInterrupt):
+            s.export_lake(lake)
+        assert not list(lake.rglob("part-*.parquet"))
+        monkeypatch.setattr(lake_module, "_finish", finish)
+        again = s.export_lake(lake)
+    assert again.events == 0  # the first export counted; its files were moved in
+    assert lake_rows(lake) == store_rows(run_store)
+
+
+def test_a_lake_takes_one_store_only(run_store, tmp_path):
+    lake = tmp_path / "lake"
+    with workbench.open_store(run_store, read_only=True) as s:
+        s.export_lake(lake)
+    other = workbench.open_store(tmp_path / "other.duckdb")
+    with pytest.raises(StoreError, match="another store"):
+        other.export_lake(lake)
+    other.close()
+
+
+def test_a_lake_is_not_written_into_a_folder_of_other_files_or_the_store(run_store, tmp_path):
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    with workbench.open_store(run_store, read_only=True) as s:
+        with pytest.raises(InputError, match="not empty"):
+            s.export_lake(busy)
+        with pytest.raises(InputError, match="store's own"):
+            s.export_lake(s.tiers_dir / "lake")
+        with pytest.raises(InputError, match="is a file"):
+            s.export_lake(busy / "notes.txt")
+    assert (busy / "notes.txt").read_text() == "mine"
+
+
+def test_the_command_exports_and_says_what_it_added(run_store, tmp_path):
+    lake = tmp_path / "lake"
+    cmd = [sys.executable, "-m", "workbench.cli", "lake", "export", str(lake), "--store"]
+    out = subprocess.run([*cmd, str(run_store)], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "added" in out.stdout and "events" in out.stdout
+    again = subprocess.run([*cmd, str(run_store)], capture_output=True, text=True, check=False)
+    assert again.returncode == 0 and "no new events" in again.stdout
+    missing = subprocess.run(
+        [*cmd, str(tmp_path / "nope.duckdb")], capture_output=True, text=True, check=False
+    )
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr

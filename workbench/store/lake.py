@@ -1,0 +1,277 @@
+"""The Parquet lake: a store's events and tables for other engines, added to in place.
+
+``EventStore.export_lake(LAKE)`` writes (every tier, in seq order)::
+
+    LAKE/events/event_date=2026-11-20/part-00001-000.parquet   the events, Hive-partitioned
+    LAKE/lead_summary/lead_summary.parquet                    one row per lead
+    LAKE/flows/flows.parquet, entities/…, steps/…             the dimension tables
+    LAKE/_workbench_lake.json                                 what was exported, by whom
+
+as zstd Parquet that DuckDB, Spark, Trino and pyarrow open as they are (a hidden file
+or one starting with ``_`` is skipped by each of them). The events carry their lead
+snapshot inline, as the tier files do, so a reader needs no join. A second export adds
+only the events stored since the first (by seq); the summary and dimension tables,
+small beside the events, are written again whole.
+
+An export is crash-safe. Its files are written hidden (``.part-…``). The manifest, which
+lists every file of the lake, is then replaced in one rename. Only after that are the
+hidden files renamed into place. The next export finishes the renames of an export whose
+manifest was written, and removes the hidden files of one whose manifest was not, so no
+event is ever in the lake twice or half-written. A lake belongs to one store: another
+store's events are refused, never mixed in.
+
+The lake holds raw events, like the store's own tier files: protect it as the store is
+protected. Sessions over it (``workbench.lake.connect``) mask what people read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .. import display
+from ..errors import InputError, StoreError
+from ..timeutil import utcnow
+from .schema import PARTITION_COLUMN, PUBLIC_COLUMNS
+
+__all__ = ["LakeReport", "export_lake", "MANIFEST", "LAKE_TABLES"]
+
+MANIFEST = "_workbench_lake.json"
+#: The tables written whole with each export, besides the events.
+LAKE_TABLES = ("lead_summary", "flows", "entities", "steps")
+_ROW_GROUP = 122_880
+_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class LakeReport:
+    """What one ``export_lake`` added: events (new files) and the tables rewritten."""
+
+    lake: Path
+    export_id: int
+    events: int
+    files: int
+    through_seq: int
+    total_events: int
+    tables: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        head = (
+            f"lake {self.lake}: export {self.export_id} added {self.events:,} events "
+            f"in {self.files} file(s)"
+            if self.events
+            else f"lake {self.lake}: export {self.export_id}: no new events"
+        )
+        tables = ", ".join(f"{t} {n:,} row{'s' if n != 1 else ''}" for t, n in self.tables.items())
+        return (
+            f"{head}; the lake holds {self.total_events:,} events (seq 1..{self.through_seq:,})"
+            + (f"; rewrote {tables}" if tables else "")
+        )
+
+    def _repr_html_(self) -> str:
+        rows = [
+            ("added", f"{self.events:,} events in {self.files} file(s)"),
+            ("holds", f"{self.total_events:,} events (through seq {self.through_seq:,})"),
+            *[(t, f"{n:,} rows") for t, n in self.tables.items()],
+        ]
+        return display.card(f"Lake export {self.export_id}: {self.lake}", rows, status="ok")
+
+
+def _read_manifest(lake: Path) -> dict | None:
+    path = lake / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        m = json.loads(path.read_text(encoding="utf-8"))
+        if m.get("format") != _FORMAT or not isinstance(m.get("exports"), list):
+            raise ValueError("unknown format")
+        return m
+    except (OSError, ValueError) as e:
+        raise StoreError(
+            f"{path} cannot be read ({e}); it is not a workbench lake, or it was damaged"
+        ) from None
+
+
+def _write_manifest(lake: Path, manifest: dict) -> None:
+    tmp = lake / f".{MANIFEST}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(manifest, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, lake / MANIFEST)
+
+
+def _hidden(rel: str) -> str:
+    p = Path(rel)
+    return str(p.with_name("." + p.name))
+
+
+def _finish(lake: Path, manifest: dict | None) -> None:
+    """Complete the renames the manifest promises; remove hidden files it does not know."""
+    listed = set()
+    for export in (manifest or {}).get("exports", []):
+        for rel in export["files"]:
+            listed.add(rel)
+            final, hidden = lake / rel, lake / _hidden(rel)
+            if hidden.exists():
+                os.replace(hidden, final)
+    for rel in (manifest or {}).get("tables", {}).values():
+        hidden = lake / _hidden(rel)
+        if hidden.exists():
+            os.replace(hidden, lake / rel)
+    for sub in ("events", *LAKE_TABLES):
+        folder = lake / sub
+        if folder.exists():
+            for f in folder.rglob(".*.parquet"):
+                f.unlink(missing_ok=True)
+
+
+def _files(folder: Path) -> list[Path]:
+    return [f for f in folder.rglob("*") if f.is_file()] if folder.is_dir() else [folder]
+
+
+def _identity(store) -> dict:
+    rows = dict(store._con.rows("SELECT key, value FROM store_meta"))
+    return {"created_at": rows.get("created_at"), "hash_probe": rows.get("hash_probe")}
+
+
+def export_lake(store, lake, *, progress: bool | None = None) -> LakeReport:
+    """Write ``store``'s new events (and its tables) to the lake folder ``lake``."""
+    lake = Path(lake).expanduser()
+    if lake.exists() and not lake.is_dir():
+        raise InputError(f"cannot export a lake to {lake}: it is a file, not a folder")
+    for own in store.owned_paths():
+        try:
+            if lake.resolve() == own.resolve() or own.resolve() in lake.resolve().parents:
+                raise InputError(
+                    f"refused to export a lake to {lake}: that is inside the store's own "
+                    "files; choose a folder outside them"
+                )
+        except OSError:
+            continue
+    lake.mkdir(parents=True, exist_ok=True)
+    manifest = _read_manifest(lake)
+    ident = _identity(store)
+    if manifest is None:
+        # a first export cut short leaves only empty folders of its own (and hidden files)
+        ours = {"events", *LAKE_TABLES}
+        stray = [
+            p.name
+            for p in lake.iterdir()
+            if not p.name.startswith(".")
+            and (p.name not in ours or any(not f.name.startswith(".") for f in _files(p)))
+        ]
+        if stray:
+            raise InputError(
+                f"{lake} is not empty and is not a workbench lake ({', '.join(sorted(stray)[:3])}"
+                "…): choose an empty or new folder"
+            )
+        manifest = {"format": _FORMAT, "store": ident, "exports": [], "tables": {}}
+    elif manifest.get("store") != ident:
+        raise StoreError(
+            f"{lake} holds the events of another store (made {manifest['store'].get('created_at')}); "
+            "export each store to a lake of its own"
+        )
+    _finish(lake, manifest)
+    through = max((e["through_seq"] for e in manifest["exports"]), default=0)
+    export_id = len(manifest["exports"]) + 1
+    con = store._con.cursor()
+    files: list[str] = []
+    table_files = {name: f"{name}/{name}.parquet" for name in LAKE_TABLES}
+    try:
+        con.run("BEGIN TRANSACTION")  # one consistent view of every tier
+        src = store.events_source(con, ("hot", "warm", "cold"), PUBLIC_COLUMNS)
+        days = [
+            r[0]
+            for r in con.rows(
+                f"SELECT DISTINCT strftime(timestamp, '%Y-%m-%d') AS d FROM ({src}) "
+                "WHERE seq > ? ORDER BY d",
+                [through],
+            )
+        ]
+        added, top = 0, through
+        bar = _bar(progress, len(days))
+        for k, day in enumerate(days):
+            rel = f"events/{PARTITION_COLUMN}={day}/part-{export_id:05d}-{k:03d}.parquet"
+            reader = con.raw.sql(
+                f"SELECT * FROM ({src}) WHERE seq > $through AND timestamp >= CAST($day AS DATE) "
+                "AND timestamp < CAST($day AS DATE) + INTERVAL 1 DAY ORDER BY seq",
+                params={"through": through, "day": day},
+            ).to_arrow_reader(_ROW_GROUP)
+            n, hi = _write(reader, lake / _hidden(rel))
+            files.append(rel)
+            added += n
+            top = max(top, hi)
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        db = store._db
+        tables = {}
+        for name in LAKE_TABLES:
+            sql = (
+                store.lead_summary_source(con)
+                if name == "lead_summary"
+                else f'SELECT * FROM "{db}".main.{name}'
+            )
+            n, _ = _write(
+                con.raw.sql(f"SELECT * FROM ({sql}) ORDER BY 1").to_arrow_reader(_ROW_GROUP),
+                lake / _hidden(table_files[name]),
+                seq=False,
+            )
+            tables[name] = n
+        con.run("COMMIT")
+    except BaseException:
+        for rel in [*files, *table_files.values()]:
+            (lake / _hidden(rel)).unlink(missing_ok=True)
+        raise
+    finally:
+        con.close()
+    manifest["exports"].append(
+        {
+            "id": export_id,
+            "at": utcnow().isoformat(),
+            "events": added,
+            "through_seq": top,
+            "files": files,
+        }
+    )
+    manifest["tables"] = table_files
+    _write_manifest(lake, manifest)  # from here on the export counts: finish it
+    _finish(lake, manifest)
+    total = sum(e["events"] for e in manifest["exports"])
+    return LakeReport(lake, export_id, added, len(files), top, total, tables)
+
+
+def _write(reader: pa.RecordBatchReader, path: Path, seq: bool = True) -> tuple[int, int]:
+    """Write ``reader`` to ``path`` (fsynced); (rows, highest seq)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n, hi = 0, 0
+    writer = pq.ParquetWriter(path, reader.schema, compression="zstd")
+    try:
+        for rb in reader:
+            if not rb.num_rows:
+                continue
+            writer.write_batch(rb, row_group_size=_ROW_GROUP)
+            n += rb.num_rows
+            if seq:
+                hi = max(hi, pc.max(rb.column("seq")).as_py())
+    finally:
+        writer.close()
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+    return n, hi
+
+
+def _bar(progress: bool | None, days: int):
+    if progress is False or (progress is None and days < 30):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=days, unit=" days", desc="lake export")
