@@ -248,3 +248,24 @@ def test_snapshots_whose_hashes_collide_stay_apart(monkeypatch):
     back = store.timeline("lead_collide00001").lead_snapshot.tolist()
     assert back == [{"a": 1}, {"b": 2}, {"a": 1}, {"c": 3}]
     assert store.verify().ok
+
+
+def test_the_upgrade_command_upgrades_an_old_store_that_read_commands_refuse(old_store):
+    import subprocess
+    import sys
+
+    path, before = old_store
+    cli = [sys.executable, "-m", "workbench.cli"]
+    refused = subprocess.run(
+        [*cli, "verify", "--store", str(path)], capture_output=True, text=True, check=False
+    )
+    assert refused.returncode == 2 and "workbench upgrade --store" in refused.stderr
+    done = subprocess.run(
+        [*cli, "upgrade", "--store", str(path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0 and "schema 5 (upgraded from 4" in done.stdout, done.stderr
+    assert _export_rows(path) == [tuple(r) for r in before]
+    again = subprocess.run(
+        [*cli, "verify", "--store", str(path)], capture_output=True, text=True, check=False
+    )
+    assert again.returncode == 0, again.stderr
