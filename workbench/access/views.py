@@ -17,6 +17,7 @@ from duckdb.sqltypes import VARCHAR, DuckDBPyType
 from .. import catalog
 from ..store import EventStore
 from ..store.connection import Connection
+from ..store.schema import snapshot_join
 from . import columns, masking
 from .audit import Vocabulary
 from .config import QueryError
@@ -127,8 +128,12 @@ class MaskedViews:
         for name, src in self.sources(masked).items():
             described = raw.rows(f"DESCRIBE SELECT * FROM {name}")
             self.kinds[name] = {c[0]: columns.column_kind(name, c[0], c[1]) for c in described}
-            exprs = ", ".join(self.masked_expr(c, k) for c, k in self.kinds[name].items())
-            masked.run(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {exprs} FROM ({src})")
+            if name == "events":
+                view = self._masked_events()
+            else:
+                exprs = ", ".join(self.masked_expr(c, k) for c, k in self.kinds[name].items())
+                view = f"SELECT {exprs} FROM ({src})"
+            masked.run(f"CREATE OR REPLACE TEMP VIEW {name} AS {view}")
             shapes[name] = [(c[0], c[1]) for c in masked.rows(f"DESCRIBE SELECT * FROM {name}")]
         self.sandbox.load(shapes)
 
@@ -200,22 +205,45 @@ class MaskedViews:
             )
         return found
 
-    def masked_expr(self, column: str, kind: tuple[str, str | None]) -> str:
+    def _masked_events(self) -> str:
+        """The masked ``events``: every column masked, then the lead snapshot joined on
+        top and masked there. With the join above the masking, DuckDB drops it from every
+        query that does not read ``lead_snapshot`` (below, the masking's lookups of known
+        names keep it from seeing that nothing uses the snapshot)."""
+        kinds = self.kinds["events"]
+        apart = self._store.events_source(self.masked, apart=True)
+        inner = ", ".join(
+            [self.masked_expr(c, k) for c, k in kinds.items() if c != "lead_snapshot"]
+            + ["_snapshot_id", "_inline_snapshot"]
+        )
+        joined, snapshot = snapshot_join(self.db, f"SELECT {inner} FROM ({apart})")
+        outer = ", ".join(
+            self.masked_expr(c, k, value=snapshot)
+            if c == "lead_snapshot"
+            else "m." + '"' + c.replace('"', '""') + '"'
+            for c, k in kinds.items()
+        )
+        return f"SELECT {outer} FROM {joined}"
+
+    def masked_expr(
+        self, column: str, kind: tuple[str, str | None], value: str | None = None
+    ) -> str:
         """The masked SQL form of one column of the given kind (see ``column_kind``).
 
         Text is masked by a Python function only where a regex says masking may change it
         (one regex for every text column, ``masking.needs_work_re2``, so a name of a thing
         and a reason are masked alike, and as the rows Python masks), so a column of plain
         reasons costs a regex per row, not a Python call."""
-        col = '"' + column.replace('"', '""') + '"'
+        name = '"' + column.replace('"', '""') + '"'
+        col = value or name  # what is masked: the column, or an expression for it
         what, label = kind
         needs = masking.needs_work_re2().replace("'", "''")
         if what == "json":
-            return f"{self.fn['json']}({col}) AS {col}"
+            return f"{self.fn['json']}({col}) AS {name}"
         if what == "raw":
-            return f"{self.fn['raw']}({col}) AS {col}"
+            return f"{self.fn['raw']}({col}) AS {name}"
         if what == "field":
-            return f"{self.fn['field']}('{label}', CAST({col} AS VARCHAR)) AS {col}"
+            return f"{self.fn['field']}('{label}', CAST({col} AS VARCHAR)) AS {name}"
         if what == "shape":
             known = ""
             if self.safe_names:
@@ -223,14 +251,14 @@ class MaskedViews:
                 known = f"WHEN {col} IN ({listed}) THEN {col} "
             return (
                 f"CASE {known}WHEN regexp_matches({col}, '{needs}') "
-                f"THEN {self.fn['text']}({col}) ELSE {col} END AS {col}"
+                f"THEN {self.fn['text']}({col}) ELSE {col} END AS {name}"
             )
         if what == "text":
             return (
                 f"CASE WHEN regexp_matches({col}, '{needs}') THEN {self.fn['text']}({col}) "
-                f"ELSE {col} END AS {col}"
+                f"ELSE {col} END AS {name}"
             )
-        return col
+        return col if value is None else f"{col} AS {name}"
 
     def mask_rows(self, relation: str, df: pd.DataFrame) -> pd.DataFrame:
         """Mask a frame read from the raw view ``relation`` exactly as its masked view

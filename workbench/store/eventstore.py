@@ -514,11 +514,17 @@ class EventStore:
     # ------------------------------------------------------------------ reading
 
     def events_source(
-        self, con: Connection, tiers: Sequence[str] = ("hot", "warm"), columns=PUBLIC_COLUMNS
+        self,
+        con: Connection,
+        tiers: Sequence[str] = ("hot", "warm"),
+        columns=PUBLIC_COLUMNS,
+        *,
+        apart: bool = False,
     ) -> str:
         """SQL (a subquery) of the events of ``tiers`` for queries on ``con``, a cursor
-        of this store: the tiers' files are registered on it as Arrow datasets."""
-        return self._tiers.source_sql(con, tiers, columns)
+        of this store: the tiers' files are registered on it as Arrow datasets. With
+        ``apart``, the caller joins the snapshots itself (``schema.snapshot_join``)."""
+        return self._tiers.source_sql(con, tiers, columns, apart=apart)
 
     def lead_summary_source(self, con: Connection) -> str:
         """SQL of the per-lead summary, for queries on ``con`` (a cursor of this store)."""

@@ -117,6 +117,18 @@ HOT_COLUMNS = tuple({**HOT_TYPES, **DERIVED_TYPES, **HASH_TYPES})
 SNAPSHOT_KEY_SQL = "hash(CAST({x} AS VARCHAR))"
 
 
+def snapshot_join(db: str, rows: str) -> tuple[str, str]:
+    """(FROM clause, expression) joining the snapshots back onto ``rows``, a relation
+    whose events carry ``_snapshot_id`` or ``_inline_snapshot`` (a source made
+    ``apart``). Grouped by id, so DuckDB drops the join when nothing above it reads the
+    snapshot; put the join above any other work (masking) so that it can."""
+    return (
+        f"({rows}) m LEFT JOIN (SELECT snapshot_id, any_value(lead_snapshot) AS lead_snapshot "
+        f'FROM "{db}".main.snapshots GROUP BY snapshot_id) s ON s.snapshot_id = m._snapshot_id',
+        "coalesce(s.lead_snapshot, m._inline_snapshot)",
+    )
+
+
 def hot_select(db: str, columns=None) -> str:
     """SQL of the hot table as the record reads (``lead_snapshot`` joined back in),
     with ``columns`` (default: every column of a tier file but ``event_date``).

@@ -230,29 +230,51 @@ class Tiers:
             self._datasets[paths] = ds
         return ds
 
-    def source_sql(self, con, tiers=("hot", "warm"), columns=PUBLIC_COLUMNS, db=None) -> str:
+    def source_sql(
+        self, con, tiers=("hot", "warm"), columns=PUBLIC_COLUMNS, db=None, *, apart=False
+    ) -> str:
         """SQL (a subquery text) of the events of ``tiers``, for queries on ``con``: the
-        files of the warm/cold tiers are registered on ``con`` as an Arrow dataset."""
-        cols = ", ".join(columns)
+        files of the warm/cold tiers are registered on ``con`` as an Arrow dataset.
+
+        With ``apart``, ``lead_snapshot`` is left for the caller to join: in its place
+        come ``_snapshot_id`` (hot events) and ``_inline_snapshot`` (tier files), see
+        :func:`~workbench.store.schema.snapshot_join`."""
         if db is None:
             db = con.val("SELECT current_database()")
+        split = apart and "lead_snapshot" in columns
+
+        def listed(snapshot_id: str, inline: str, plain) -> str:
+            out = []
+            for c in columns:
+                if c == "lead_snapshot" and split:
+                    out += [f"{snapshot_id} AS _snapshot_id", f"{inline} AS _inline_snapshot"]
+                else:
+                    out.append(plain(c))
+            return ", ".join(out)
+
         parts = []
         if "hot" in tiers:
-            parts.append(hot_select(db, columns))
+            if split:
+                hot = listed("snapshot_id", "NULL::JSON", str)
+                parts.append(f'SELECT {hot} FROM "{db}".main.events')
+            else:
+                parts.append(hot_select(db, columns))
         files = self.files(con, tiers)
         if files:
             paths = tuple(f[0] for f in files)
             name = f"_wb_tier_{abs(hash(paths)):x}"
             con.register(name, self.dataset(paths))
-            typed = ", ".join(
-                f"{c}::JSON AS {c}" if c in ("metadata", "lead_snapshot") else c for c in columns
+            typed = listed(
+                "NULL::BIGINT",
+                "lead_snapshot::JSON",
+                lambda c: f"{c}::JSON AS {c}" if c in ("metadata", "lead_snapshot") else c,
             )
             parts.append(f"SELECT {typed} FROM {name}")
-        return (
-            " UNION ALL ".join(parts)
-            if parts
-            else (f'SELECT {cols} FROM "{db}".main.events WHERE false')
-        )
+        if parts:
+            return " UNION ALL ".join(parts)
+        if split:
+            return f'SELECT {listed("snapshot_id", "NULL::JSON", str)} FROM "{db}".main.events WHERE false'
+        return f"{hot_select(db, columns)} WHERE false"
 
     def check_files(self, con) -> list[tuple[str, str, int, int]]:
         """Registered files that are missing, changed or unreadable:
