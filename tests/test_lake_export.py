@@ -170,15 +170,109 @@ def test_a_lake_is_not_written_into_a_folder_of_other_files_or_the_store(run_sto
     assert (busy / "notes.txt").read_text() == "mine"
 
 
-def test_the_command_exports_and_says_what_it_added(run_store, tmp_path):
+def test_the_command_takes_a_purpose_and_a_role_that_may_unmask(run_store, tmp_path):
+    """The lake holds raw events: the command asks why, refuses a masked role, and puts
+    the export on the audit trail."""
     lake = tmp_path / "lake"
     cmd = [sys.executable, "-m", "workbench.cli", "lake", "export", str(lake), "--store"]
-    out = subprocess.run([*cmd, str(run_store)], capture_output=True, text=True, check=False)
+    who = ["--user", "cora", "--role", "compliance"]
+
+    def run(*extra):
+        return subprocess.run(
+            [*cmd, str(run_store), *extra], capture_output=True, text=True, check=False
+        )
+
+    no_purpose = run(*who)
+    assert no_purpose.returncode == 2 and "--purpose" in no_purpose.stderr
+    analyst = run("--user", "ana", "--role", "analyst", "--purpose", "lake for Spark")
+    assert analyst.returncode == 2 and "Traceback" not in analyst.stderr
+    assert not (lake / lake_module.MANIFEST).exists()
+    out = run(*who, "--purpose", "quarterly lake for the Spark team")
     assert out.returncode == 0, out.stderr
     assert "added" in out.stdout and "events" in out.stdout
-    again = subprocess.run([*cmd, str(run_store)], capture_output=True, text=True, check=False)
+    again = run(*who, "--purpose", "quarterly lake for the Spark team")
     assert again.returncode == 0 and "no new events" in again.stdout
     missing = subprocess.run(
-        [*cmd, str(tmp_path / "nope.duckdb")], capture_output=True, text=True, check=False
+        [*cmd, str(tmp_path / "nope.duckdb"), *who, "--purpose", "x"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    with workbench.open_store(run_store, read_only=True) as s:
+        from workbench.access.audit import AuditTrail
+
+        trail = AuditTrail(str(s.audit_path))
+        exports = trail.read(action="lake_export")
+        trail.close()
+    assert len(exports) == 2 and set(exports.user) == {"cora"}
+
+
+def test_a_copy_of_the_store_that_went_its_own_way_is_refused(run_store, tmp_path):
+    import shutil
+
+    lake = tmp_path / "lake"
+    copy = tmp_path / "copy.duckdb"
+    shutil.copyfile(run_store, copy)
+    shutil.copytree(
+        run_store.with_name(run_store.name + ".tiers"), copy.with_name(copy.name + ".tiers")
+    )
+    later = dt.datetime(2026, 11, 27, 13, tzinfo=dt.UTC)
+    with workbench.open_store(run_store) as a:
+        simulate(leads=20, days=0.02, end=later, seed=1, store=a)
+        a.export_lake(lake)
+    with workbench.open_store(copy) as b:
+        simulate(leads=30, days=0.02, end=later, seed=2, store=b)
+        with pytest.raises(StoreError, match="copy or an older backup"):
+            b.export_lake(lake)
+    assert lake_rows(lake) == store_rows(run_store)
+
+
+def test_no_duckdb_glob_reads_an_export_in_progress(run_store, tmp_path, monkeypatch):
+    """Files of an export that died are not '*.parquet' (DuckDB) and are hidden (Spark,
+    pyarrow): readers of the lake see the last whole export."""
+    lake = tmp_path / "lake"
+    with workbench.open_store(run_store) as s:
+        s.export_lake(lake)
+        before = lake_rows(lake)
+        later = dt.datetime(2026, 11, 27, 13, tzinfo=dt.UTC)
+        simulate(leads=20, days=0.02, end=later, seed=3, store=s)
+        finish = lake_module._finish
+        calls = {"n": 0}
+
+        def dies_before_moving_in(*args):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt("power cut")
+            return finish(*args)
+
+        monkeypatch.setattr(lake_module, "_finish", dies_before_moving_in)
+        with pytest.raises(KeyboardInterrupt):
+            s.export_lake(lake)
+        assert list(lake.rglob(".*.tmp"))  # the pending files are there...
+        assert lake_rows(lake) == before  # ...and no reader takes them for data
+        monkeypatch.setattr(lake_module, "_finish", finish)
+        s.export_lake(lake)
+    assert lake_rows(lake) == store_rows(run_store)
+
+
+def test_a_table_file_of_an_export_that_died_is_never_moved_in(run_store, tmp_path, monkeypatch):
+    lake = tmp_path / "lake"
+    with workbench.open_store(run_store, read_only=True) as s:
+        s.export_lake(lake)
+        write = lake_module._write
+
+        def dies_writing_the_summary(reader, path, seq=True):
+            if "lead_summary" in str(path):
+                path.write_bytes(b"half a file")
+                raise KeyboardInterrupt("power cut")
+            return write(reader, path, seq)
+
+        monkeypatch.setattr(lake_module, "_write", dies_writing_the_summary)
+        with pytest.raises(KeyboardInterrupt):
+            s.export_lake(lake)
+        monkeypatch.setattr(lake_module, "_write", write)
+        (lake / "lead_summary").joinpath(".lead_summary.parquet.e2.tmp").write_bytes(b"junk")
+        s.export_lake(lake)
+    con = duckdb.connect()
+    assert con.execute(f"SELECT count(*) FROM '{lake}/lead_summary/*.parquet'").fetchone()[0] == 300

@@ -263,12 +263,16 @@ def test_the_upgrade_command_upgrades_an_old_store_that_read_commands_refuse(old
     done = subprocess.run(
         [*cli, "upgrade", "--store", str(path)], capture_output=True, text=True, check=False
     )
-    assert done.returncode == 0 and "schema 5 (upgraded from 4" in done.stdout, done.stderr
+    assert done.returncode == 0 and "upgraded to store schema 5" in done.stdout, done.stderr
     assert _export_rows(path) == [tuple(r) for r in before]
     again = subprocess.run(
         [*cli, "verify", "--store", str(path)], capture_output=True, text=True, check=False
     )
     assert again.returncode == 0, again.stderr
+    twice = subprocess.run(
+        [*cli, "upgrade", "--store", str(path)], capture_output=True, text=True, check=False
+    )
+    assert twice.returncode == 0 and "nothing to upgrade" in twice.stdout
 
 
 def test_a_session_read_that_does_not_need_snapshots_does_not_join_them(small_run):
@@ -288,3 +292,60 @@ def test_a_session_read_that_does_not_need_snapshots_does_not_join_them(small_ru
         assert set(seen) == set(raw) and seen["email"] != raw["email"]
         assert "*" in seen["email"]
         session.close()
+
+
+def test_a_second_copy_of_a_snapshot_slipped_in_is_caught_by_verify(tmp_path):
+    """Reads pick one row per snapshot id; a second row under an id (or a row no event
+    refers to), added outside the store, is named by verify."""
+    path = tmp_path / "s.duckdb"
+    with workbench.open_store(path) as s:
+        simulate(leads=20, days=1, end=END, seed=1, store=s)
+        first = s._con.val("SELECT min(snapshot_id) FROM snapshots")
+    for sql, words in (
+        (
+            f'INSERT INTO snapshots VALUES ({first}, 0, \'{{"email": "forged@x.com"}}\')',
+            "stored 2 times",
+        ),
+        ("INSERT INTO snapshots VALUES (999999, 0, '{}')", "no event refers to it"),
+    ):
+        import shutil
+
+        copy = tmp_path / f"t{len(words)}.duckdb"
+        shutil.copyfile(path, copy)
+        con = duckdb.connect(str(copy))
+        con.execute(sql)
+        con.close()
+        with workbench.open_store(copy, read_only=True) as t:
+            r = t.verify()
+        assert not r.ok and words in r.problem
+
+
+def test_a_timeline_sharing_an_old_snapshot_reads_only_the_ids_it_needs(tmp_path):
+    """A lead whose snapshot text equals a much older event's shares that stored copy;
+    its timeline still reads just its own ids (and gets the right text)."""
+    store = workbench.open_store()
+    old = {"type": "flow.completed", "metadata": DONE, "lead_snapshot": "{}"}
+    store.append(
+        [
+            {
+                **old,
+                "event_id": "evt_oldsnapshot00000001",
+                "lead_id": "lead_old000000001",
+                "timestamp": "2026-11-01T00:00:00Z",
+            }
+        ]
+    )
+    simulate(leads=50, days=1, end=END, seed=2, store=store)
+    store.append(
+        [
+            {
+                **old,
+                "event_id": "evt_newsnapshot00000001",
+                "lead_id": "lead_new000000001",
+                "timestamp": "2026-11-27T13:00:00Z",
+            }
+        ]
+    )
+    tl = store.timeline("lead_new000000001")
+    assert tl.lead_snapshot.tolist() == [{}]
+    assert store._con.val("SELECT count(*) FROM snapshots WHERE lead_snapshot = '{}'") == 1

@@ -28,7 +28,7 @@ import pandas as pd
 
 from .access import ENV_USER, connect, load_access_config
 from .access.config import ENV_CONFIG
-from .errors import InputError, StoreNotFoundError, WorkbenchError
+from .errors import InputError, StoreError, StoreNotFoundError, WorkbenchError
 from .store import open_store
 from .store.tiers import check_target
 
@@ -128,12 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the Parquet lake: every event and table for DuckDB, Spark or any Parquet reader",
         description="`lake export LAKE_DIR` writes the store's events (every tier, "
         "Hive-partitioned by event date, zstd) and its tables to LAKE_DIR; run it again to "
-        "add what was stored since. The lake holds raw events, like the store's own files.",
+        "add what was stored since. The lake holds raw events, like the store's own files: "
+        "it takes a role that may unmask and a --purpose, and goes on the audit trail.",
     )
     lsub = p.add_subparsers(dest="lake_command", required=True)
     e = lsub.add_parser("export", help="add the store's new events and its tables to a lake")
     e.add_argument("lake", help="the lake folder (created if missing)")
     e.add_argument("--store", required=True)
+    _reader_options(e)
 
     p = sub.add_parser("sql", help="run one read-only SQL query and print the result (masked)")
     p.add_argument("query")
@@ -273,20 +275,38 @@ def _restore(args) -> int:
 
 @command("upgrade")
 def _upgrade(args) -> int:
-    with open_store(_existing_store(args.store), create=False) as store:
-        version = store._meta("schema_version")
-        when = store._meta("migrated_from_4_at")
-    print(
-        f"{args.store}: store schema {version}"
-        + (f" (upgraded from 4 at {when})" if when else " (nothing to upgrade)")
-    )
+    path = _existing_store(args.store)
+    try:
+        with open_store(path, read_only=True, create=False) as store:  # refused when old
+            current = store._meta("schema_version")
+        print(f"{args.store}: store schema {current}, nothing to upgrade")
+        return 0
+    except StoreError as e:
+        if "upgrades to" not in str(e):
+            raise
+    with open_store(path, create=False) as store:
+        current = store._meta("schema_version")
+    print(f"{args.store}: upgraded to store schema {current}")
     return 0
 
 
 @command("lake")
 def _lake(args) -> int:
-    with open_store(_existing_store(args.store), read_only=True) as store:
-        print(store.export_lake(args.lake))
+    if args.purpose is None:
+        raise InputError(
+            "a lake holds raw events: give --purpose (why), as a user whose role may unmask "
+            "(e.g. --role compliance)"
+        )
+    with _session(args) as session:  # the grant is checked and audited there
+        report = session._store.export_lake(args.lake)
+        session._record(
+            "lake_export",
+            masked=False,
+            purpose=args.purpose,
+            detail=f"lake export {report.export_id}: {report.events} events",
+            rows=report.events,
+        )
+    print(report)
     return 0
 
 

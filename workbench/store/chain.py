@@ -273,7 +273,7 @@ def verify_store(store, *, expect: str | None = None, chunk_rows: int = 1_000_00
             return report
         checked = sum(r[4] for r in ledger)
         head = ledger[-1][9] if ledger else None
-        problem = _history_problem(con) or summary_problem(con, src)
+        problem = _history_problem(con) or _snapshots_problem(con) or summary_problem(con, src)
         if problem:
             return VerifyReport(False, checked, head, problem=problem)
         notes = []
@@ -455,6 +455,25 @@ def _walk_ledger(ledger, events: _Stream, quarantine: _Stream) -> VerifyReport |
             None,
             problem=f"quarantined row {int(extra_q.column('qid')[0].as_py())} was added outside the store",
         )
+    return None
+
+
+def _snapshots_problem(con) -> str | None:
+    """Each stored snapshot once per id, and none that no hot event reads: the digests
+    cover what the events relation reads, so a second copy under an id (which another
+    read could pick) or a stray row is a change the digests alone would not show."""
+    row = con.one(
+        "SELECT snapshot_id, count(*) FROM snapshots GROUP BY snapshot_id "
+        "HAVING count(*) > 1 ORDER BY snapshot_id LIMIT 1"
+    )
+    if row is not None:
+        return f"snapshot {row[0]} is stored {row[1]} times (a row was added outside the store)"
+    stray = con.val(
+        "SELECT min(snapshot_id) FROM snapshots WHERE snapshot_id NOT IN "
+        "(SELECT snapshot_id FROM events WHERE snapshot_id IS NOT NULL)"
+    )
+    if stray is not None:
+        return f"snapshot {stray} is stored but no event refers to it (added outside the store)"
     return None
 
 

@@ -13,19 +13,26 @@ snapshot inline, as the tier files do, so a reader needs no join. A second expor
 only the events stored since the first (by seq); the summary and dimension tables,
 small beside the events, are written again whole.
 
-An export is crash-safe. Its files are written hidden (``.part-…``). The manifest, which
-lists every file of the lake, is then replaced in one rename. Only after that are the
-hidden files renamed into place. The next export finishes the renames of an export whose
-manifest was written, and removes the hidden files of one whose manifest was not, so no
-event is ever in the lake twice or half-written. A lake belongs to one store: another
-store's events are refused, never mixed in.
+An export is crash-safe. Its files are written under names no reader takes for data
+(``.part-….parquet.e3.tmp``: hidden for Spark and pyarrow, not ``*.parquet`` for a DuckDB
+glob). The manifest, which lists every file of the lake and the pending files of the
+newest export, is then replaced in one rename; only after that are the pending files
+renamed into place. The next export finishes the renames of an export whose manifest was
+written and removes the files of one whose manifest was not, so no event is ever in the
+lake twice or half-written. A lake belongs to one store: another store's events, a copy
+of the store that went its own way, or an older backup of it are refused, never mixed in
+(the manifest keeps the chain hash of the last exported event, which the store must
+still hold). One export runs at a time (a lock file in the lake).
 
 The lake holds raw events, like the store's own tier files: protect it as the store is
-protected. Sessions over it (``workbench.lake.connect``) mask what people read.
+protected. ``workbench lake export`` asks for a purpose and a role that may unmask, and
+puts the export on the audit trail.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 from dataclasses import dataclass, field
@@ -107,28 +114,26 @@ def _write_manifest(lake: Path, manifest: dict) -> None:
     os.replace(tmp, lake / MANIFEST)
 
 
-def _hidden(rel: str) -> str:
+def _pending(rel: str, export_id: int) -> str:
+    """Where export ``export_id`` writes ``rel`` until its manifest is written."""
     p = Path(rel)
-    return str(p.with_name("." + p.name))
+    return str(p.with_name(f".{p.name}.e{export_id}.tmp"))
 
 
 def _finish(lake: Path, manifest: dict | None) -> None:
-    """Complete the renames the manifest promises; remove hidden files it does not know."""
-    listed = set()
-    for export in (manifest or {}).get("exports", []):
-        for rel in export["files"]:
-            listed.add(rel)
-            final, hidden = lake / rel, lake / _hidden(rel)
-            if hidden.exists():
-                os.replace(hidden, final)
-    for rel in (manifest or {}).get("tables", {}).values():
-        hidden = lake / _hidden(rel)
-        if hidden.exists():
-            os.replace(hidden, lake / rel)
+    """Move in the files the manifest's newest export wrote; remove every other pending
+    file (an export that died before its manifest)."""
+    exports = (manifest or {}).get("exports", [])
+    if exports:
+        last = exports[-1]
+        for rel in [*last["files"], *last.get("tables", [])]:
+            pending = lake / _pending(rel, last["id"])
+            if pending.exists():
+                os.replace(pending, lake / rel)
     for sub in ("events", *LAKE_TABLES):
         folder = lake / sub
         if folder.exists():
-            for f in folder.rglob(".*.parquet"):
+            for f in folder.rglob(".*.tmp"):
                 f.unlink(missing_ok=True)
 
 
@@ -141,25 +146,49 @@ def _identity(store) -> dict:
     return {"created_at": rows.get("created_at"), "hash_probe": rows.get("hash_probe")}
 
 
+def _inside_store(store, path: Path) -> bool:
+    real = path.resolve()
+    for own in store.owned_paths():
+        try:
+            mine = own.resolve()
+        except OSError:
+            continue
+        if real == mine or mine in real.parents:
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def _locked(lake: Path):
+    """One export at a time per lake (a second one waits for the first)."""
+    with open(lake / ".lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def export_lake(store, lake, *, progress: bool | None = None) -> LakeReport:
     """Write ``store``'s new events (and its tables) to the lake folder ``lake``."""
     lake = Path(lake).expanduser()
     if lake.exists() and not lake.is_dir():
         raise InputError(f"cannot export a lake to {lake}: it is a file, not a folder")
-    for own in store.owned_paths():
-        try:
-            if lake.resolve() == own.resolve() or own.resolve() in lake.resolve().parents:
-                raise InputError(
-                    f"refused to export a lake to {lake}: that is inside the store's own "
-                    "files; choose a folder outside them"
-                )
-        except OSError:
-            continue
+    if _inside_store(store, lake):
+        raise InputError(
+            f"refused to export a lake to {lake}: that is inside the store's own files; "
+            "choose a folder outside them"
+        )
     lake.mkdir(parents=True, exist_ok=True)
+    with _locked(lake):
+        return _export(store, lake, progress)
+
+
+def _export(store, lake: Path, progress) -> LakeReport:
     manifest = _read_manifest(lake)
     ident = _identity(store)
     if manifest is None:
-        # a first export cut short leaves only empty folders of its own (and hidden files)
+        # a first export cut short leaves only empty folders of its own (and pending files)
         ours = {"events", *LAKE_TABLES}
         stray = [
             p.name
@@ -172,12 +201,17 @@ def export_lake(store, lake, *, progress: bool | None = None) -> LakeReport:
                 f"{lake} is not empty and is not a workbench lake ({', '.join(sorted(stray)[:3])}"
                 "…): choose an empty or new folder"
             )
-        manifest = {"format": _FORMAT, "store": ident, "exports": [], "tables": {}}
+        manifest = {"format": _FORMAT, "store": ident, "exports": []}
     elif manifest.get("store") != ident:
         raise StoreError(
             f"{lake} holds the events of another store (made {manifest['store'].get('created_at')}); "
             "export each store to a lake of its own"
         )
+    for sub in ("events", *LAKE_TABLES):  # a folder linked into the store's own files
+        if (lake / sub).exists() and _inside_store(store, lake / sub):
+            raise InputError(
+                f"refused to export into {lake / sub}: it leads into the store's files"
+            )
     _finish(lake, manifest)
     through = max((e["through_seq"] for e in manifest["exports"]), default=0)
     export_id = len(manifest["exports"]) + 1
@@ -187,6 +221,21 @@ def export_lake(store, lake, *, progress: bool | None = None) -> LakeReport:
     try:
         con.run("BEGIN TRANSACTION")  # one consistent view of every tier
         src = store.events_source(con, ("hot", "warm", "cold"), PUBLIC_COLUMNS)
+        hashes = store.events_source(con, ("hot", "warm", "cold"), ("seq", "chain_hash"))
+        if through:
+            # the store must still hold the last event the lake has, unchanged: a copy
+            # of it that went its own way, or an older backup, must not fill the gaps
+            row = con.one(
+                f"SELECT CAST(chain_hash AS VARCHAR) FROM ({hashes}) WHERE seq = ?", [through]
+            )
+            last = manifest["exports"][-1]
+            if row is None or row[0] != last.get("through_chain"):
+                raise StoreError(
+                    f"{lake} holds this store's events through seq {through:,}, but the store "
+                    + ("holds no such event" if row is None else "holds another event there")
+                    + ": it is a copy or an older backup of the store the lake was made from; "
+                    "export it to a lake of its own"
+                )
         days = [
             r[0]
             for r in con.rows(
@@ -204,7 +253,7 @@ def export_lake(store, lake, *, progress: bool | None = None) -> LakeReport:
                 "AND timestamp < CAST($day AS DATE) + INTERVAL 1 DAY ORDER BY seq",
                 params={"through": through, "day": day},
             ).to_arrow_reader(_ROW_GROUP)
-            n, hi = _write(reader, lake / _hidden(rel))
+            n, hi = _write(reader, lake / _pending(rel, export_id))
             files.append(rel)
             added += n
             top = max(top, hi)
@@ -222,14 +271,15 @@ def export_lake(store, lake, *, progress: bool | None = None) -> LakeReport:
             )
             n, _ = _write(
                 con.raw.sql(f"SELECT * FROM ({sql}) ORDER BY 1").to_arrow_reader(_ROW_GROUP),
-                lake / _hidden(table_files[name]),
+                lake / _pending(table_files[name], export_id),
                 seq=False,
             )
             tables[name] = n
+        chain = con.one(f"SELECT CAST(chain_hash AS VARCHAR) FROM ({hashes}) WHERE seq = ?", [top])
         con.run("COMMIT")
     except BaseException:
         for rel in [*files, *table_files.values()]:
-            (lake / _hidden(rel)).unlink(missing_ok=True)
+            (lake / _pending(rel, export_id)).unlink(missing_ok=True)
         raise
     finally:
         con.close()
@@ -239,10 +289,11 @@ def export_lake(store, lake, *, progress: bool | None = None) -> LakeReport:
             "at": utcnow().isoformat(),
             "events": added,
             "through_seq": top,
+            "through_chain": chain[0] if chain else None,
             "files": files,
+            "tables": list(table_files.values()),
         }
     )
-    manifest["tables"] = table_files
     _write_manifest(lake, manifest)  # from here on the export counts: finish it
     _finish(lake, manifest)
     total = sum(e["events"] for e in manifest["exports"])

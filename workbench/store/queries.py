@@ -17,7 +17,6 @@ from collections.abc import Sequence
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..timeutil import as_utc
 from .schema import PUBLIC_COLUMNS
@@ -138,13 +137,17 @@ def hot_timeline(con, db: str, lead_id: str, ranges) -> pa.Table:
     rows = con.raw.sql(q, params=params).to_arrow_table()
     ids = rows.column("snapshot_id")
     found: dict[int, str] = {}
-    if ids.null_count < len(ids):
-        lo, hi = pc.min_max(ids).values()
+    wanted = sorted({i for i in ids.to_pylist() if i is not None})
+    if wanted:
+        # one lookup per id (each skips to its own row group: a lead may share a snapshot
+        # with a much older event), grouped as the events relation reads them
+        one = f'SELECT snapshot_id, lead_snapshot FROM "{db}".main.snapshots WHERE snapshot_id = ?'
         found = dict(
             con.rows(
-                f'SELECT snapshot_id, lead_snapshot FROM "{db}".main.snapshots '
-                "WHERE snapshot_id BETWEEN ? AND ?",
-                [lo.as_py(), hi.as_py()],
+                "SELECT snapshot_id, any_value(lead_snapshot) FROM ("
+                + " UNION ALL ".join([one] * len(wanted))
+                + ") GROUP BY snapshot_id",
+                wanted,
             )
         )
     texts = pa.array([found.get(i) for i in ids.to_pylist()], pa.string())
