@@ -28,7 +28,7 @@ import pandas as pd
 
 from .access import ENV_USER, connect, load_access_config
 from .access.config import ENV_CONFIG
-from .errors import InputError, StoreError, StoreNotFoundError, WorkbenchError
+from .errors import InputError, StoreNotFoundError, WorkbenchError
 from .store import open_store
 from .store.tiers import check_target
 
@@ -275,18 +275,13 @@ def _restore(args) -> int:
 
 @command("upgrade")
 def _upgrade(args) -> int:
-    path = _existing_store(args.store)
-    try:
-        with open_store(path, read_only=True, create=False) as store:  # refused when old
-            current = store._meta("schema_version")
-        print(f"{args.store}: store schema {current}, nothing to upgrade")
-        return 0
-    except StoreError as e:
-        if "upgrades to" not in str(e):
-            raise
-    with open_store(path, create=False) as store:
-        current = store._meta("schema_version")
-    print(f"{args.store}: upgraded to store schema {current}")
+    with open_store(_existing_store(args.store), create=False) as store:
+        current, old = store._meta("schema_version"), store.upgraded_from
+    print(
+        f"{args.store}: upgraded to store schema {current} (from {old})"
+        if old
+        else f"{args.store}: store schema {current}, nothing to upgrade"
+    )
     return 0
 
 

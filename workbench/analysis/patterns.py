@@ -20,30 +20,22 @@ __all__ = [
 
 # --------------------------------------------------------------------------- debugging many
 
-_q(
-    "events_by_hour",
-    """
+_BY_HOUR = """
 SELECT local_hour(timestamp, $tz) AS hour,
-       type,
+       {key},
        COUNT(*) AS events,
        COUNT(CASE WHEN outcome IN ('failure', 'error') THEN 1 END) AS failures
 FROM events
-WHERE type LIKE $types AND timestamp >= $since AND timestamp < $until
-GROUP BY local_hour(timestamp, $tz), type
-""",
-)
+WHERE type LIKE $types AND timestamp >= $since AND timestamp < $until{where}
+GROUP BY local_hour(timestamp, $tz), {key}
+"""
+_q("events_by_hour", _BY_HOUR.format(key="type", where=""))
 _q(
     "events_by_hour_by_step",
-    """
-SELECT local_hour(timestamp, $tz) AS hour,
-       step_name,
-       COUNT(*) AS events,
-       COUNT(CASE WHEN outcome IN ('failure', 'error') THEN 1 END) AS failures
-FROM events
-WHERE type LIKE $types AND timestamp >= $since AND timestamp < $until
-  AND step_name IS NOT NULL AND type <> 'flow.completed'
-GROUP BY local_hour(timestamp, $tz), step_name
-""",
+    _BY_HOUR.format(
+        key="step_name",
+        where="\n  AND step_name IS NOT NULL AND type <> 'flow.completed'",
+    ),
 )
 
 

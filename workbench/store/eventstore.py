@@ -211,6 +211,8 @@ class EventStore:
         self._qcon: Connection | None = None
         self._qcon_version = -1
         self._hot_from_cache: tuple[int, int] | None = None
+        #: The schema version this open upgraded the store from (None: it was current).
+        self.upgraded_from: str | None = None
         self._db = self._con.val("SELECT current_database()")
         self._con.run(
             "CREATE OR REPLACE TEMP MACRO blank(x) AS "
@@ -310,6 +312,7 @@ class EventStore:
                 raise StoreError(f"{self.path} has no schema version; it is not a workbench store")
             if version[0] in MIGRATES_FROM and not self.read_only:
                 _migrate(con, version[0])
+                self.upgraded_from = version[0]
             elif version[0] in MIGRATES_FROM:
                 raise StoreError(
                     f"{self.path} has store schema {version[0]}, which this workbench "

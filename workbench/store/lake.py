@@ -39,20 +39,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from .. import display
 from ..errors import InputError, StoreError
 from ..timeutil import utcnow
 from .schema import PARTITION_COLUMN, PUBLIC_COLUMNS
+from .tiers import ROW_GROUP_ROWS, _write_parquet
 
 __all__ = ["LakeReport", "export_lake", "MANIFEST", "LAKE_TABLES"]
 
 MANIFEST = "_workbench_lake.json"
 #: The tables written whole with each export, besides the events.
 LAKE_TABLES = ("lead_summary", "flows", "entities", "steps")
-_ROW_GROUP = 122_880
 _FORMAT = 1
 
 
@@ -252,7 +250,7 @@ def _export(store, lake: Path, progress) -> LakeReport:
                 f"SELECT * FROM ({src}) WHERE seq > $through AND timestamp >= CAST($day AS DATE) "
                 "AND timestamp < CAST($day AS DATE) + INTERVAL 1 DAY ORDER BY seq",
                 params={"through": through, "day": day},
-            ).to_arrow_reader(_ROW_GROUP)
+            ).to_arrow_reader(ROW_GROUP_ROWS)
             n, hi = _write(reader, lake / _pending(rel, export_id))
             files.append(rel)
             added += n
@@ -270,7 +268,7 @@ def _export(store, lake: Path, progress) -> LakeReport:
                 else f'SELECT * FROM "{db}".main.{name}'
             )
             n, _ = _write(
-                con.raw.sql(f"SELECT * FROM ({sql}) ORDER BY 1").to_arrow_reader(_ROW_GROUP),
+                con.raw.sql(f"SELECT * FROM ({sql}) ORDER BY 1").to_arrow_reader(ROW_GROUP_ROWS),
                 lake / _pending(table_files[name], export_id),
                 seq=False,
             )
@@ -301,23 +299,10 @@ def _export(store, lake: Path, progress) -> LakeReport:
 
 
 def _write(reader: pa.RecordBatchReader, path: Path, seq: bool = True) -> tuple[int, int]:
-    """Write ``reader`` to ``path`` (fsynced); (rows, highest seq)."""
+    """Write ``reader`` to ``path``, on disk before it returns; (rows, highest seq)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    n, hi = 0, 0
-    writer = pq.ParquetWriter(path, reader.schema, compression="zstd")
-    try:
-        for rb in reader:
-            if not rb.num_rows:
-                continue
-            writer.write_batch(rb, row_group_size=_ROW_GROUP)
-            n += rb.num_rows
-            if seq:
-                hi = max(hi, pc.max(rb.column("seq")).as_py())
-    finally:
-        writer.close()
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-    return n, hi
+    n, _, hi, _, _ = _write_parquet(reader, path, sync=True)
+    return n, (hi or 0) if seq else 0
 
 
 def _bar(progress: bool | None, days: int):

@@ -117,33 +117,38 @@ HOT_COLUMNS = tuple({**HOT_TYPES, **DERIVED_TYPES, **HASH_TYPES})
 SNAPSHOT_KEY_SQL = "hash(CAST({x} AS VARCHAR))"
 
 
+def _snapshots_by_id(db: str) -> str:
+    # grouped by id, so DuckDB knows each event meets at most one snapshot and drops the
+    # join from queries that do not read it (join elimination)
+    return (
+        "(SELECT snapshot_id, any_value(lead_snapshot) AS lead_snapshot "
+        f'FROM "{db}".main.snapshots GROUP BY snapshot_id)'
+    )
+
+
 def snapshot_join(db: str, rows: str) -> tuple[str, str]:
     """(FROM clause, expression) joining the snapshots back onto ``rows``, a relation
     whose events carry ``_snapshot_id`` or ``_inline_snapshot`` (a source made
-    ``apart``). Grouped by id, so DuckDB drops the join when nothing above it reads the
-    snapshot; put the join above any other work (masking) so that it can."""
+    ``apart``). DuckDB drops the join when nothing above it reads the snapshot; put the
+    join above any other work (masking) so that it can."""
     return (
-        f"({rows}) m LEFT JOIN (SELECT snapshot_id, any_value(lead_snapshot) AS lead_snapshot "
-        f'FROM "{db}".main.snapshots GROUP BY snapshot_id) s ON s.snapshot_id = m._snapshot_id',
+        f"({rows}) m LEFT JOIN {_snapshots_by_id(db)} s ON s.snapshot_id = m._snapshot_id",
         "coalesce(s.lead_snapshot, m._inline_snapshot)",
     )
 
 
 def hot_select(db: str, columns=None) -> str:
     """SQL of the hot table as the record reads (``lead_snapshot`` joined back in),
-    with ``columns`` (default: every column of a tier file but ``event_date``).
-
-    The snapshots side is grouped by id so DuckDB knows each event meets at most one and
-    drops the join from queries that do not read ``lead_snapshot`` (join elimination);
-    a timeline's few ids reach the snapshots scan as a filter."""
+    with ``columns`` (default: every column of a tier file but ``event_date``). A query
+    that does not read ``lead_snapshot`` pays nothing for the join; a timeline's few ids
+    reach the snapshots scan as a filter."""
     columns = list(columns or ALL_COLUMNS)
     if "lead_snapshot" not in columns:
         return f'SELECT {", ".join(columns)} FROM "{db}".main.events'
     cols = ", ".join("s.lead_snapshot" if c == "lead_snapshot" else f"e.{c}" for c in columns)
     return (
-        f'SELECT {cols} FROM "{db}".main.events e LEFT JOIN ('
-        f'SELECT snapshot_id, any_value(lead_snapshot) AS lead_snapshot FROM "{db}".main.snapshots '
-        "GROUP BY snapshot_id) s ON s.snapshot_id = e.snapshot_id"
+        f'SELECT {cols} FROM "{db}".main.events e '
+        f"LEFT JOIN {_snapshots_by_id(db)} s ON s.snapshot_id = e.snapshot_id"
     )
 
 

@@ -527,27 +527,36 @@ class Tiers:
             cur.close()
 
 
-def _write_parquet(reader: pa.RecordBatchReader, path: Path) -> tuple:
-    """Write ``reader`` to ``path``; return (events, min_seq, max_seq, min_ts, max_ts)."""
+def _write_parquet(reader: pa.RecordBatchReader, path: Path, *, sync: bool = False) -> tuple:
+    """Write ``reader`` to ``path`` as zstd Parquet (bloom filters on the ids it has);
+    return (rows, min_seq, max_seq, min_ts, max_ts), the ranges None where the reader has
+    no such column. ``sync`` flushes the file to disk before returning."""
     import pyarrow.compute as pc
 
-    n, lo, hi, tlo, thi = 0, None, None, None, None
-    writer = pq.ParquetWriter(path, reader.schema, compression="zstd", bloom_filter_options=_BLOOM)
+    names = reader.schema.names
+    stats = [c for c in ("seq", "timestamp") if c in names]
+    low: dict = {}
+    high: dict = {}
+    n = 0
+    bloom = {c: o for c, o in _BLOOM.items() if c in names}
+    writer = pq.ParquetWriter(path, reader.schema, compression="zstd", bloom_filter_options=bloom)
     try:
         for rb in reader:
             if not rb.num_rows:
                 continue
             writer.write_batch(rb, row_group_size=ROW_GROUP_ROWS)
             n += rb.num_rows
-            s = pc.min_max(rb.column("seq"))
-            t = pc.min_max(rb.column("timestamp"))
-            lo = s["min"].as_py() if lo is None else min(lo, s["min"].as_py())
-            hi = s["max"].as_py() if hi is None else max(hi, s["max"].as_py())
-            tlo = t["min"].as_py() if tlo is None else min(tlo, t["min"].as_py())
-            thi = t["max"].as_py() if thi is None else max(thi, t["max"].as_py())
+            for c in stats:
+                m = pc.min_max(rb.column(c))
+                lo, hi = m["min"].as_py(), m["max"].as_py()
+                low[c] = lo if c not in low else min(low[c], lo)
+                high[c] = hi if c not in high else max(high[c], hi)
     finally:
         writer.close()
-    return n, lo, hi, tlo, thi
+    if sync:
+        with open(path, "rb") as fh:
+            os.fsync(fh.fileno())
+    return n, low.get("seq"), high.get("seq"), low.get("timestamp"), high.get("timestamp")
 
 
 def _next_id(con, table: str, column: str) -> int:
