@@ -22,6 +22,7 @@ import pandas as pd
 
 from .. import display
 from ..timeutil import as_utc as _as_utc
+from . import portable as _portable
 from .investigate import DATA_ANSWERS
 
 __all__ = [
@@ -158,7 +159,7 @@ _DATA_ANSWERS_SQL = ", ".join(f"'{a}'" for a in sorted(DATA_ANSWERS))
 
 # Per 15-minute bucket: numerator and denominator of each metric, per subject.
 _BUCKETS = """
-SELECT epoch_ms(e.timestamp) // 900000 AS bucket,
+SELECT epoch_bucket(e.timestamp, 900000) AS bucket,
        {subject} AS subject,
        {num} AS num,
        {den} AS den
@@ -261,7 +262,8 @@ def evaluate(
     since, until = _range(session, since, until)
     out = []
     for rule in rules:
-        raw = session.sql(_bucket_sql(rule), {"since": since, "until": until})
+        sql = _portable.render(_bucket_sql(rule), _portable.dialect_of(session))
+        raw = session.sql(sql, {"since": since, "until": until})
         if raw.empty:
             continue
         raw["bucket"] = pd.to_datetime(raw.bucket.astype("int64") * 900_000, unit="ms", utc=True)
@@ -521,7 +523,7 @@ SELECT e.type AS stage, coalesce(e.rejection_reason, 'unknown') AS rejection_rea
 FROM events e
 WHERE e.timestamp >= $since AND e.timestamp < $until
   AND e.type IN ('source.rejected', 'filter.failed') AND e.outcome = 'failure'
-GROUP BY 1, 2 ORDER BY rejections DESC LIMIT 5
+GROUP BY 1, 2 ORDER BY rejections DESC, 1, 2 LIMIT 5
 """,
     "source_rejection_rate": """
 SELECT min(e.lead_id) AS example_lead, coalesce(e.rejection_reason, 'unknown') AS rejection_reason,
@@ -529,7 +531,7 @@ SELECT min(e.lead_id) AS example_lead, coalesce(e.rejection_reason, 'unknown') A
 FROM events e
 WHERE e.timestamp >= $since AND e.timestamp < $until AND e.entity_name = $subject
   AND e.type = 'source.rejected'
-GROUP BY 2 ORDER BY rejections DESC LIMIT 5
+GROUP BY 2 ORDER BY rejections DESC, 2 LIMIT 5
 """,
     "enhancement_failure_rate": """
 SELECT e.type, coalesce(e.error_type, e.outcome) AS error_type, COUNT(*) AS calls,
@@ -537,7 +539,7 @@ SELECT e.type, coalesce(e.error_type, e.outcome) AS error_type, COUNT(*) AS call
 FROM events e
 WHERE e.timestamp >= $since AND e.timestamp < $until AND e.step_name = $subject
   AND e.type IN ('enhancement.success', 'enhancement.failure', 'enhancement.error')
-GROUP BY 1, 2 ORDER BY calls DESC LIMIT 8
+GROUP BY 1, 2 ORDER BY calls DESC, 1, 2 LIMIT 8
 """,
     "avg_duration_ms": """
 SELECT e.type, COUNT(*) AS executions, AVG(e.duration_ms) AS avg_ms, MAX(e.duration_ms) AS max_ms,
@@ -546,7 +548,7 @@ SELECT e.type, COUNT(*) AS executions, AVG(e.duration_ms) AS avg_ms, MAX(e.durat
 FROM events e
 WHERE e.timestamp >= $since AND e.timestamp < $until AND e.step_name = $subject
   AND e.type <> 'retry.attempted'
-GROUP BY 1 ORDER BY executions DESC
+GROUP BY 1 ORDER BY executions DESC, 1
 """,
     "acceptance_rate": """
 SELECT coalesce(e.rejection_reason, 'unknown') AS rejection_reason, COUNT(*) AS rejections,
@@ -554,7 +556,7 @@ SELECT coalesce(e.rejection_reason, 'unknown') AS rejection_reason, COUNT(*) AS 
 FROM events e
 WHERE e.timestamp >= $since AND e.timestamp < $until AND e.entity_name = $subject
   AND e.type = 'recipient.failed'
-GROUP BY 1 ORDER BY rejections DESC LIMIT 5
+GROUP BY 1 ORDER BY rejections DESC, 1 LIMIT 5
 """,
 }
 

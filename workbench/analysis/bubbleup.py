@@ -10,6 +10,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from .. import catalog
+from . import portable as _portable
 
 __all__ = ["bubbleup"]
 
@@ -20,9 +21,7 @@ _LEAD_ATTRS = ("source", "recipient", "outcome", "stage")
 _MAX_VALUES = 60
 
 _FEATURES_SQL = """
-WITH picked AS (
-    SELECT lead_id, in_selection FROM (SELECT unnest($leads) AS lead_id, unnest($flags) AS in_selection)
-),
+WITH picked AS ({picked}),
 attrs AS (
     SELECT p.lead_id, 'lead.' || a.attribute AS attribute, a.value
     FROM picked p
@@ -41,10 +40,22 @@ attrs AS (
     SELECT DISTINCT e.lead_id, 'event.error_type', e.entity_name || ': ' || e.error_type
     FROM events e JOIN picked p ON p.lead_id = e.lead_id WHERE e.error_type IS NOT NULL
     UNION ALL
-    SELECT e.lead_id, 'event.hour_utc', CAST(hour(min(e.timestamp)) AS VARCHAR)
+    SELECT e.lead_id, 'event.hour_utc', CAST(hour(min(e.timestamp)) AS STRING)
     FROM events e JOIN picked p ON p.lead_id = e.lead_id GROUP BY e.lead_id
     UNION ALL
-    SELECT lead_id, 'field.' || k,
+{fields}
+)
+SELECT a.attribute, a.value, a.lead_id, p.in_selection
+FROM attrs a JOIN picked p ON p.lead_id = a.lead_id
+WHERE a.value IS NOT NULL
+"""
+
+# the two places the engines differ: a list of parameters as rows, a document's keys
+_DIALECT = {
+    "duckdb": dict(
+        picked="SELECT lead_id, in_selection FROM "
+        "(SELECT unnest($leads) AS lead_id, unnest($flags) AS in_selection)",
+        fields="""    SELECT lead_id, 'field.' || k,
            CASE WHEN json_type(v) = 'OBJECT' THEN coalesce(json_extract_string(v, '$.normal'),
                                                            json_extract_string(v, '$.raw'))
                 ELSE json_extract_string(v, '$') END
@@ -53,12 +64,31 @@ attrs AS (
                json_extract(e.lead_snapshot, '$."' || unnest(json_keys(e.lead_snapshot)) || '"') AS v
         FROM events e JOIN picked p ON p.lead_id = e.lead_id
         WHERE e.type = 'source.submitted' AND e.lead_snapshot IS NOT NULL
+    )""",
+    ),
+    "spark": dict(
+        picked="SELECT lead_id, element_at($flags, i + 1) AS in_selection FROM "
+        "(SELECT posexplode($leads) AS (i, lead_id))",
+        fields="""    SELECT lead_id, 'field.' || k,
+           CASE WHEN v LIKE '{%' THEN coalesce(get_json_object(v, '$.normal'),
+                                               get_json_object(v, '$.raw'))
+                ELSE v END
+    FROM (
+        SELECT lead_id, k, get_json_object(lead_snapshot, '$[' || char(39) || k || char(39) || ']') AS v
+        FROM (
+            SELECT e.lead_id, e.lead_snapshot, explode(json_object_keys(e.lead_snapshot)) AS k
+            FROM events e JOIN picked p ON p.lead_id = e.lead_id
+            WHERE e.type = 'source.submitted' AND e.lead_snapshot IS NOT NULL
+        ) s
+    ) f""",
+    ),
+}
+
+
+def _features_sql(dialect: str) -> str:
+    return _FEATURES_SQL.replace("{picked}", _DIALECT[dialect]["picked"]).replace(
+        "{fields}", _DIALECT[dialect]["fields"]
     )
-)
-SELECT a.attribute, a.value, a.lead_id, p.in_selection
-FROM attrs a JOIN picked p ON p.lead_id = a.lead_id
-WHERE a.value IS NOT NULL
-"""
 
 
 def _lead_ids(session, spec, what: str) -> list[str]:
@@ -133,7 +163,8 @@ def bubbleup(
         raise ValueError("the baseline holds no leads outside the selection")
     leads = sel + base
     flags = [True] * len(sel) + [False] * len(base)
-    long = session.sql(_FEATURES_SQL, {"leads": leads, "flags": flags})
+    sql = _features_sql(_portable.dialect_of(session))
+    long = session.sql(sql, {"leads": leads, "flags": flags})
     long = _summarise_pii(long).drop_duplicates(subset=["attribute", "value", "lead_id"])
     excluded = (exclude,) if isinstance(exclude, str) else tuple(exclude)
     if excluded:

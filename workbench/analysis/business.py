@@ -92,7 +92,7 @@ def kpis(session, *, since=None, until=None, sources=(), buyers=()) -> pd.DataFr
     def figures(params) -> dict:
         q, p = _narrow(sql, params, "source", sources, "src")
         q, p = _narrow(q, p, "recipient", buyers, "buyer")
-        r = session.sql(_portable.render(q), p).iloc[0]
+        r = session.sql(_portable.render(q, _portable.dialect_of(session)), p).iloc[0]
         leads, accepted, delivered, revenue, returned, costs = (
             0.0 if pd.isna(r[c]) else float(r[c])
             for c in ("leads", "accepted", "delivered", "revenue", "returned_revenue", "costs")
@@ -172,4 +172,6 @@ def dropoff_leads(
     sql = QUERIES["dropoff_leads"].rstrip() + f"\n  AND {reached} AND NOT {missed}\n"
     sql, params = _narrow(sql, _window(since, until), "source", sources, "src")
     sql = sql.rstrip() + f"\nORDER BY lead_id\nLIMIT {int(limit)}\n"
-    return session.sql(_portable.render(sql), params).lead_id.tolist()
+    return session.sql(
+        _portable.render(sql, _portable.dialect_of(session)), params
+    ).lead_id.tolist()

@@ -134,7 +134,7 @@ WHERE ((type = 'enhancement.failure' AND outcome = 'failure')
        OR (outcome = 'error' AND type NOT IN ('retry.attempted', 'flow.completed')))
   AND timestamp >= $since AND timestamp < $until
 GROUP BY entity_name, type, COALESCE(error_type, 'unknown')
-ORDER BY errors DESC
+ORDER BY errors DESC, entity_name, type, error_type
 """,
 )
 

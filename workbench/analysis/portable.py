@@ -26,7 +26,7 @@ import re
 
 from ..errors import WorkbenchError
 
-__all__ = ["render", "check", "PortabilityError"]
+__all__ = ["render", "check", "dialect_of", "PortabilityError"]
 
 _JSON_FIELD = re.compile(r"json_field\(\s*([\w.]+)\s*,\s*'([\w.]+)'\s*\)")
 _EPOCH_BUCKET = re.compile(r"epoch_bucket\(\s*([\w.]+)\s*,\s*(\$\w+|\d+)\s*\)")
@@ -35,6 +35,11 @@ _LOCAL_HOUR = re.compile(r"local_hour\(\s*([\w.]+)\s*,\s*(\$\w+)\s*\)")
 
 class PortabilityError(WorkbenchError, ValueError):
     """SQL that uses a construct outside the shared DuckDB/Spark subset."""
+
+
+def dialect_of(session) -> str:
+    """The SQL dialect ``session`` reads: "spark" for a lake session, else "duckdb"."""
+    return getattr(session, "dialect", "duckdb")
 
 
 def render(sql: str, dialect: str = "duckdb") -> str:

@@ -56,7 +56,7 @@ def _basis(basis: str) -> str:
 
 
 def _run(session, name: str, params: dict, *, title: str, basis: str, **attrs) -> pd.DataFrame:
-    sql = _portable.render(QUERIES[name])
+    sql = _portable.render(QUERIES[name], _portable.dialect_of(session))
     df = session.sql(sql, params)
     df.attrs.update(title=title, date_basis=basis, sql=sql, **attrs)
     for edge, far in (("since", _FAR_PAST), ("until", _FAR_FUTURE)):
