@@ -694,13 +694,7 @@ class Session:
                     "find_leads", outcome="refused", detail=_Masked(f"{detail} ({problem[0]})")
                 )
                 raise problem[1]
-            self._con()  # views up to date
-            found: set[str] | None = None
-            with self._raw_con.snapshot():
-                for ft, norm in typed.values():
-                    leads = search.leads_with(self._raw_con, ft, norm)
-                    found = leads if found is None else found & leads
-            result = sorted(found or ())
+            result = sorted(self._search(typed))
             # the quota is checked again where the record is appended: searches made at
             # once from other sessions or processes cannot both pass it
             rec = self._record(
@@ -709,6 +703,16 @@ class Session:
             if rec.get("over_quota") is not None:
                 raise self._search_limit(rec["over_quota"])  # the result is not shown
             return result
+
+    def _search(self, typed: dict) -> set[str]:
+        """The leads holding every (field type, normalised value) of ``typed``, raw."""
+        self._con()  # views up to date
+        found: set[str] | None = None
+        with self._raw_con.snapshot():
+            for ft, norm in typed.values():
+                leads = search.leads_with(self._raw_con, ft, norm)
+                found = leads if found is None else found & leads
+        return found or set()
 
     def leads_where(self, field: str, value) -> list[str]:
         """The leads whose data, as submitted, has the non-personal ``field`` equal to

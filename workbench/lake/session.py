@@ -34,7 +34,7 @@ from ..access.config import (
     Role,
     SessionClosedError,
 )
-from ..access.session import Session, _call, _Masked
+from ..access.session import Session, _call, _lead_ids, _Masked
 from ..errors import ReadOnlyViolation
 from ..store.lake import LAKE_TABLES, MANIFEST
 from ..store.queries import decode
@@ -591,46 +591,14 @@ class LakeSession(Session):
 
             return len(self._read("export", f"export to {p} ({fmt})", run, lead_ids=[]))
 
-    def find_leads(self, email=None, phone=None, ssn=None, **fields) -> list[str]:
-        """The ids of leads whose data holds every raw value given (see Session)."""
-        criteria = {
-            k: v
-            for k, v in dict(email=email, phone=phone, ssn=ssn, **fields).items()
-            if v is not None
-        }
-        with self._lock:
-            self._check_open()
-            self._require("search", "find_leads")
-            typed, shown, problem = search.search_terms(
-                criteria, self._vocabulary.keeps, self._typed
-            )
-            detail = _Masked("find_leads(" + ", ".join(shown) + ")")
-            quota = (
-                (60, self._role.max_searches_per_minute),
-                (86_400, self._role.max_searches_per_day),
-            )
-            over = self._trail.over_quota(self.user, "find_leads", quota, at=self._now())
-            if over is not None:
-                note = f"refused: {over.limit} in {over.label} used up"
-                self._record("find_leads", outcome="refused", detail=_Masked(f"{detail} ({note})"))
-                raise self._search_limit(over)
-            if problem is not None:
-                self._record(
-                    "find_leads", outcome="refused", detail=_Masked(f"{detail} ({problem[0]})")
-                )
-                raise problem[1]
-            self._views.current(self.masked)
-            found: set[str] | None = None
-            for ft, norm in typed.values():
-                leads = self._leads_with(ft, norm)
-                found = leads if found is None else found & leads
-            result = sorted(found or ())
-            rec = self._record(
-                "find_leads", detail=detail, lead_ids=result, rows=len(result), quota=quota
-            )
-            if rec.get("over_quota") is not None:
-                raise self._search_limit(rec["over_quota"])
-            return result
+    def _search(self, typed: dict) -> set[str]:
+        """As a store's Session searches, over the lake's raw events (never named in SQL)."""
+        self._views.current(self.masked)
+        found: set[str] | None = None
+        for ft, norm in typed.values():
+            leads = self._leads_with(ft, norm)
+            found = leads if found is None else found & leads
+        return found or set()
 
     def _leads_with(self, ft, norm: str) -> set[str]:
         from pyspark.sql import functions as F
@@ -683,9 +651,3 @@ def _spark_path(path: str) -> str:
     """A DuckDB JSON path (``$."phone.valid"``) as Spark's (``$['phone.valid']``)."""
     m = re.fullmatch(r'\$\."((?:[^"]|"")*)"', path)
     return f"$['{m.group(1)}']" if m else path
-
-
-def _lead_ids(df: pd.DataFrame, cap: int):
-    if "lead_id" not in df.columns or df.empty:
-        return None
-    return [str(x) for x in pd.unique(df["lead_id"].dropna())[:cap]]
