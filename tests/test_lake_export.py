@@ -98,6 +98,62 @@ def test_a_second_export_adds_only_what_was_stored_since(run_store, tmp_path):
     assert [e["events"] for e in manifest["exports"]] == [first.events, second.events, 0]
 
 
+def test_the_manifest_lists_the_keys_and_names_each_export_added(run_store, tmp_path):
+    # a reader (Spark) learns which keys hold PII and which names to show from the
+    # manifest, without reading every event again
+    lake = tmp_path / "lake"
+    with workbench.open_store(run_store) as s:
+        s.export_lake(lake)
+        s.append(
+            [
+                {
+                    "event_id": "evt_lake_key_1",
+                    "type": "source.submitted",
+                    "timestamp": "2026-11-27T13:00:00Z",
+                    "lead_id": "lead_lake_key_1",
+                    "flow_id": "flow_1",
+                    "entity_id": "src_new",
+                    "entity_name": "Brand New Source",
+                    "outcome": "success",
+                    "metadata": {
+                        "source": "Brand New Source",
+                        "raw_data": {"backup_mobile": "5125550199"},
+                        "headers": {},
+                        "ip_address": "203.0.113.9",
+                        "source_config": {},
+                    },
+                    "lead_snapshot": {"lead_id": "lead_lake_key_1", "fax_number": "5125550100"},
+                }
+            ]
+        )
+        s.export_lake(lake)
+        s.export_lake(lake)
+        con = s._query_con()
+        docs = con.rows(
+            f"SELECT metadata, lead_snapshot FROM ({s.events_source(con, ('hot', 'warm', 'cold'))})"
+        )
+        names = con.rows(
+            f"SELECT DISTINCT n FROM (SELECT unnest([step_name, entity_name, feedback_type]) AS n "
+            f"FROM ({s.events_source(con, ('hot', 'warm', 'cold'))})) WHERE n IS NOT NULL"
+        )
+    first, second, third = json.loads((lake / lake_module.MANIFEST).read_text())["exports"]
+    every_key = {k for doc in docs for text in doc if text for k in _keys(json.loads(text))}
+    assert set(first["json_keys"]) | set(second["json_keys"]) == every_key
+    assert {"backup_mobile", "fax_number"} <= set(second["json_keys"])
+    assert "backup_mobile" not in first["json_keys"]
+    assert set(second["names"]) == {"Brand New Source"}
+    assert set(first["names"]) | set(second["names"]) == {n for (n,) in names}
+    assert third["json_keys"] == [] and third["names"] == []
+
+
+def _keys(doc) -> set[str]:
+    if isinstance(doc, dict):
+        return set(doc) | {k for v in doc.values() for k in _keys(v)}
+    if isinstance(doc, list):
+        return {k for v in doc for k in _keys(v)}
+    return set()
+
+
 def test_a_crash_while_writing_leaves_the_lake_as_it_was(run_store, tmp_path, monkeypatch):
     lake = tmp_path / "lake"
     with workbench.open_store(run_store, read_only=True) as s:

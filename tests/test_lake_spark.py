@@ -228,6 +228,76 @@ def test_the_spark_masking_follows_the_python_rules_on_hard_documents(pair):
     assert got == [py.mask_json_text(d) for d in docs]
 
 
+def _copy_lake(root, tmp_path):
+    lake = tmp_path / "lake"
+    shutil.copytree(root / "lake", lake, ignore=shutil.ignore_patterns("_workbench_audit*"))
+    return lake
+
+
+def test_a_time_bounded_read_opens_only_the_days_it_bounds(pair, tmp_path):
+    # the oldest day's files made unreadable: a read bounded to later days never opens
+    # them (Spark prunes the event_date partitions), a read of everything does
+    duck, _, root = pair
+    lake = _copy_lake(root, tmp_path)
+    days = sorted((lake / "events").glob("event_date=*"))
+    assert len(days) >= 3
+    for f in days[0].glob("*.parquet"):
+        f.write_bytes(b"not parquet")
+    later = days[1].name.split("=")[1] + "T00:00:00Z"
+    w = dict(since=later, until="2026-11-28T00:00:00Z")
+    with wlake.connect(lake, user="ana", role="analyst") as s:
+        for fn in (analytics.success_rates, analytics.step_durations, analytics.lead_paths):
+            assert_same(fn(duck, **w), fn(s, **w), fn.__name__)
+        assert_same(
+            alerts.evaluate(duck, since=later, until=END),
+            alerts.evaluate(s, since=later, until=END),
+            "alerts after the first day",
+        )
+        assert len(s.events(since=later, limit=5)) == 5
+        q = "SELECT count(*) AS n FROM events e WHERE e.timestamp BETWEEN $a AND $b"
+        assert s.sql(q, {"a": later, "b": END}).n[0] == duck.sql(q, {"a": later, "b": END}).n[0]
+        with pytest.raises(QueryError):
+            s.sql("SELECT count(*) AS n FROM events")
+        with pytest.raises(QueryError):  # the bound is in another table: no pruning
+            s.sql(
+                "SELECT count(*) AS n FROM events e JOIN lead_summary l USING (lead_id) "
+                "WHERE e.timestamp >= l.first_seen"
+            )
+
+
+@pytest.mark.parametrize(
+    "bound",
+    [
+        "timestamp >= '{d}T02:00:00+05:00'",  # 21:00 the day before, in UTC
+        "timestamp < '{d}T22:00:00-04:00'",  # 02:00 the day after
+        "timestamp BETWEEN '{d}T00:30:00+01:00' AND '{d}T23:59:59-01:00'",
+        "'{d}T03:00:00+06:00' > timestamp",
+        "timestamp = (SELECT max(timestamp) FROM events)",
+    ],
+)
+def test_a_pruned_read_counts_every_event_of_its_bounds(pair, bound):
+    duck, spark, root = pair
+    day = sorted((root / "lake" / "events").glob("event_date=*"))[1].name.split("=")[1]
+    q = "SELECT count(*) AS n, sum(seq) AS s FROM events WHERE " + bound.format(d=day)
+    assert spark.sql(q).iloc[0].tolist() == duck.sql(q).iloc[0].tolist()
+
+
+def test_a_lake_whose_manifest_lists_no_keys_is_masked_the_same(pair, tmp_path):
+    # a lake written before exports listed their keys and names: they are read off
+    # the events instead, and the masking is the same
+    _, spark, root = pair
+    lake = _copy_lake(root, tmp_path)
+    path = lake / "_workbench_lake.json"
+    manifest = json.loads(path.read_text())
+    assert manifest["exports"][0]["json_keys"] and manifest["exports"][0]["names"]
+    for e in manifest["exports"]:
+        e.pop("json_keys"), e.pop("names")
+    path.write_text(json.dumps(manifest))
+    q = "SELECT seq, metadata, lead_snapshot, step_name FROM events WHERE seq % 11 = 0"
+    with wlake.connect(lake, user="ana", role="analyst") as old:
+        assert_same(spark.sql(q), old.sql(q), "masked as from the manifest")
+
+
 def test_unmask_grants_and_the_audit_trail_work_as_on_a_store(pair):
     _, _, root = pair
     lake = root / "lake"

@@ -36,7 +36,7 @@ from ..access.config import (
 )
 from ..access.session import Session, _call, _lead_ids, _Masked
 from ..errors import ReadOnlyViolation
-from ..store.lake import LAKE_TABLES, MANIFEST
+from ..store.lake import JSON_KEY, LAKE_TABLES, MANIFEST
 from ..store.queries import decode
 from ..store.schema import PARTITION_COLUMN, PUBLIC_COLUMNS
 from ..timeutil import as_utc, utc_iso
@@ -117,6 +117,115 @@ def spark_params(query: str) -> str:
     return _PARAM.sub(lambda m: m.group(1) or f":{m.group(2)}", query)
 
 
+#: The events view with its partition column (``event_date``), for date_pruned; no SQL
+#: a user gives may name it (inspect_spark_sql refuses it as it refuses any other name).
+DATED = "_workbench_events_by_date"
+
+
+def date_pruned(query: str) -> str:
+    """``query`` with each read of ``events`` that its WHERE bounds in time (``timestamp
+    >= X``, ``<``, ``BETWEEN``, ``=``, with X a constant or a named parameter) narrowed
+    to the days of the bounds, so Spark reads only those days' partitions. The result is
+    the same; a query it cannot read, or with no such bound, is returned as it is.
+
+    >>> q = date_pruned("SELECT count(*) FROM events WHERE timestamp >= :since")
+    >>> q.startswith("SELECT count(*) FROM (SELECT `seq`, ") and q.endswith(
+    ...     f"FROM {DATED} WHERE `event_date` >= CAST(CAST(:since AS TIMESTAMP) AS DATE)) "
+    ...     "AS events WHERE timestamp >= :since")
+    True
+    """
+    low = query.lower()
+    if "events" not in low or "timestamp" not in low:
+        return query
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(query, read="spark")
+    except sqlglot.errors.SqlglotError:
+        return query
+    if any(c.alias_or_name.lower() == "events" for c in tree.find_all(exp.CTE)):
+        return query
+    edits = []
+    for table in tree.find_all(exp.Table):
+        select = table.find_ancestor(exp.Select)
+        if (
+            table.name.lower() != "events"
+            or table.db
+            or table.catalog
+            or select is None
+            or select.args.get("where") is None
+            or "start" not in table.this.meta
+        ):
+            continue
+        ref = table.alias_or_name.lower()
+        single = not select.args.get("joins")
+        lo, hi = _bounds(select.args["where"].this, ref, single)
+        if not lo and not hi:
+            continue
+        days = [f"`{PARTITION_COLUMN}` >= {_day(b)}" for b in lo]
+        days += [f"`{PARTITION_COLUMN}` <= {_day(b)}" for b in hi]
+        cols = ", ".join(f"`{c}`" for c in PUBLIC_COLUMNS)
+        text = f"(SELECT {cols} FROM {DATED} WHERE {' AND '.join(days)})"
+        if not table.alias:
+            text += " AS events"
+        edits.append((table.this.meta["start"], table.this.meta["end"] + 1, text))
+    for start, end, text in sorted(edits, reverse=True):
+        query = query[:start] + text + query[end:]
+    return query
+
+
+def _day(bound) -> str:
+    # through TIMESTAMP, so a time with an offset falls on its UTC day, as the partitions do
+    return f"CAST(CAST({bound.sql(dialect='spark')} AS TIMESTAMP) AS DATE)"
+
+
+def _bounds(where, ref: str, single: bool) -> tuple[list, list]:
+    """The lower and upper bounds the top-level conjuncts of ``where`` put on the
+    ``timestamp`` of the table called ``ref``."""
+    from sqlglot import exp
+
+    def is_time(node) -> bool:
+        return (
+            isinstance(node, exp.Column)
+            and node.name.lower() == "timestamp"
+            and (node.table.lower() == ref if node.table else single)
+        )
+
+    def constant(node) -> bool:
+        if isinstance(node, exp.Placeholder):
+            return bool(node.this)  # :name, not ? (a repeated ? would shift the others)
+        return not any(
+            isinstance(n, exp.Column | exp.Subquery | exp.Select | exp.Star)
+            or (isinstance(n, exp.Placeholder) and not n.this)
+            for n in node.walk()
+        )
+
+    lo, hi = [], []
+    parts = where.flatten() if isinstance(where, exp.And) else [where]
+    for c in parts:
+        if isinstance(c, exp.Between) and is_time(c.this):
+            if constant(c.args["low"]) and constant(c.args["high"]):
+                lo.append(c.args["low"])
+                hi.append(c.args["high"])
+        elif isinstance(c, exp.GTE | exp.GT | exp.LT | exp.LTE | exp.EQ):
+            left, right = c.this, c.expression
+            if is_time(left) and constant(right):
+                bound, flipped = right, False
+            elif is_time(right) and constant(left):
+                bound, flipped = left, True
+            else:
+                continue
+            if isinstance(c, exp.EQ):
+                lo.append(bound)
+                hi.append(bound)
+            elif isinstance(c, exp.GTE | exp.GT) != flipped:
+                lo.append(bound)
+            else:
+                hi.append(bound)
+    return lo, hi
+
+
 def _arg(v):
     if isinstance(v, pd.Timestamp):
         v = v.to_pydatetime()
@@ -142,6 +251,7 @@ class _Views:
         self.keys: dict[str, str] = {}
         self.raw: dict = {}
         self.masked: dict = {}
+        self.raw_dated = self.masked_dated = None
 
     def _manifest(self) -> dict:
         try:
@@ -158,25 +268,32 @@ class _Views:
         m = self._manifest()
         version = (len(m.get("exports", ())), tuple(sorted(py_masking.catalog.FIELD_TYPES.items())))
         if version != self.version:
-            self._build()
+            self._build(m)
             self.version = version
             self.mode = None
         mode = "masked" if masked else "raw"
         if mode != self.mode:
             for name, df in (self.masked if masked else self.raw).items():
                 df.createOrReplaceTempView(name)
+            (self.masked_dated if masked else self.raw_dated).createOrReplaceTempView(DATED)
             self.mode = mode
 
-    def _build(self) -> None:
+    def _build(self, manifest: dict) -> None:
         from pyspark.sql import functions as F
 
         spark, lake = self.spark, self.lake
         events_dir = lake / "events"
+        schema = _events_schema()
         if any(events_dir.glob(f"{PARTITION_COLUMN}=*/*.parquet")):
-            events = spark.read.option("basePath", str(events_dir)).parquet(str(events_dir))
+            # the schema given, so no file is opened until a query reads it (a lake of
+            # many days is not scanned for its footers at connect)
+            events = (
+                spark.read.schema(schema)
+                .option("basePath", str(events_dir))
+                .parquet(str(events_dir))
+            )
         else:  # an export of an empty store: the relation, with no rows
-            events = spark.createDataFrame([], _empty_schema())
-        self.dated = events
+            events = spark.createDataFrame([], schema)
         raw = {"events": events.select(*[F.col(f"`{c}`") for c in PUBLIC_COLUMNS])}
         for name in LAKE_TABLES:
             raw[name] = spark.read.parquet(str(lake / name / f"{name}.parquet"))
@@ -185,8 +302,8 @@ class _Views:
             name: {f.name: column_kind(name, f.name, _sql_type(name, f)) for f in df.schema.fields}
             for name, df in raw.items()
         }
-        self.keys = masking.key_types(self._json_keys())
-        self.safe_names = self._safe_names()
+        self.keys = masking.key_types(self._known(manifest, "json_keys", self._json_keys))
+        self.safe_names = self._safe_names(self._known(manifest, "names", self._names))
         self.masked = {
             name: df.select(
                 *[
@@ -196,13 +313,41 @@ class _Views:
             )
             for name, df in raw.items()
         }
+        # the events with their partition column, read (masked alike) where a query
+        # bounds the time, so Spark opens only the days' folders (see date_pruned)
+        dated_cols = [*PUBLIC_COLUMNS, PARTITION_COLUMN]
+        self.raw_dated = events.select(*[F.col(f"`{c}`") for c in dated_cols])
+        self.masked_dated = events.select(
+            *[
+                masking.column_expr(c, self.kinds["events"][c], self.keys, self.safe_names)
+                for c in PUBLIC_COLUMNS
+            ],
+            F.col(PARTITION_COLUMN),
+        )
 
-    def _json_keys(self) -> set[str]:
-        """Every key the lake's documents use (the keys are few; every event is read)."""
+    def _known(self, manifest: dict, field: str, scan) -> set[str]:
+        """What each export listed in the manifest under ``field``; an export that did not
+        list it (a lake written before exports did) has its files read for it."""
+        found: set[str] = set()
+        unlisted: list[str] = []
+        for export in manifest.get("exports", ()):
+            if isinstance(export.get(field), list):
+                found.update(v for v in export[field] if isinstance(v, str))
+            else:
+                unlisted += [f for f in export.get("files", ()) if (self.lake / f).is_file()]
+        if unlisted:
+            ev = self.spark.read.option("basePath", str(self.lake / "events")).parquet(
+                *[str(self.lake / f) for f in unlisted]
+            )
+            found |= scan(ev)
+        return found
+
+    @staticmethod
+    def _json_keys(ev) -> set[str]:
+        """Every key the documents of ``ev`` use (every event is read)."""
         from pyspark.sql import functions as F
 
-        ev = self.raw["events"]
-        pattern = F.lit(r'"((?:[^"\\]|\\.)*)"\s*:')
+        pattern = F.lit(JSON_KEY)
         keys = ev.select(
             F.explode(
                 F.array_distinct(
@@ -215,16 +360,22 @@ class _Views:
         ).distinct()
         return {r.k for r in keys.collect()}
 
-    def _safe_names(self) -> list[str]:
+    @staticmethod
+    def _names(ev) -> set[str]:
         from pyspark.sql import functions as F
 
-        names: set[str] = set()
+        names = ev.select(
+            F.explode(F.array("step_name", "entity_name", "feedback_type")).alias("n")
+        ).distinct()
+        return {r.n for r in names.collect() if r.n is not None}
+
+    def _safe_names(self, of_events: set[str]) -> list[str]:
+        """The names masking shows as they are: those of the dimension tables and of the
+        events (as the export listed them) that hold nothing personal."""
+        names = set(of_events)
         for name in ("steps", "entities", "flows"):
             if "name" in self.raw[name].columns:
                 names |= {r[0] for r in self.raw[name].select("name").distinct().collect()}
-        ev = self.raw["events"]
-        for col in ("step_name", "entity_name", "feedback_type"):
-            names |= {r[0] for r in ev.select(F.col(col)).distinct().limit(20000).collect()}
         return sorted(n for n in names if isinstance(n, str) and py_masking.mask_free_text(n) == n)[
             :5000
         ]
@@ -275,7 +426,8 @@ def _sql_type(relation: str, field) -> str:
     return "VARCHAR" if field.dataType.typeName() == "string" else field.dataType.simpleString()
 
 
-def _empty_schema():
+def _events_schema():
+    """The lake's events as Spark reads them: the store's columns, then the partition's."""
     from pyspark.sql import types as T
 
     from ..store.schema import arrow_type
@@ -295,6 +447,7 @@ def _empty_schema():
             else T.StringType()
         )
         out.append(T.StructField(c, t))
+    out.append(T.StructField(PARTITION_COLUMN, T.DateType()))
     return T.StructType(out)
 
 
@@ -309,7 +462,7 @@ def to_pandas(df) -> pd.DataFrame:
 
 def _release(views, trail, spark) -> None:
     if views is not None:
-        for name in LAKE_RELATIONS:
+        for name in (*LAKE_RELATIONS, DATED):
             with contextlib.suppress(Exception):
                 views.spark.catalog.dropTempView(name)
     if trail is not None:
@@ -399,7 +552,7 @@ class LakeSession(Session):
         return owned
 
     def _df(self, query: str, params=None) -> pd.DataFrame:
-        q = spark_params(query)
+        q = date_pruned(spark_params(query))
         if params is None:
             df = self.spark.sql(q)
         elif isinstance(params, dict):

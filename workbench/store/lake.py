@@ -5,7 +5,8 @@
     LAKE/events/event_date=2026-11-20/part-00001-000.parquet   the events, Hive-partitioned
     LAKE/lead_summary/lead_summary.parquet                    one row per lead
     LAKE/flows/flows.parquet, entities/…, steps/…             the dimension tables
-    LAKE/_workbench_lake.json                                 what was exported, by whom
+    LAKE/_workbench_lake.json                                 what was exported (files, the
+                                                              keys and names of the events)
 
 as zstd Parquet that DuckDB, Spark, Trino and pyarrow open as they are (a hidden file
 or one starting with ``_`` is skipped by each of them). The events carry their lead
@@ -52,6 +53,10 @@ MANIFEST = "_workbench_lake.json"
 #: The tables written whole with each export, besides the events.
 LAKE_TABLES = ("lead_summary", "flows", "entities", "steps")
 _FORMAT = 1
+#: A JSON key as it stands between its quotes (the same pattern the lake's readers use).
+JSON_KEY = r'"((?:[^"\\]|\\.)*)"\s*:'
+#: At most this many names (of steps, entities, feedback types) per export.
+_NAMES = 20_000
 
 
 @dataclass(frozen=True)
@@ -273,6 +278,7 @@ def _export(store, lake: Path, progress) -> LakeReport:
                 seq=False,
             )
             tables[name] = n
+        keys, names = _vocabulary(con, src, through) if added else ([], [])
         chain = con.one(f"SELECT CAST(chain_hash AS VARCHAR) FROM ({hashes}) WHERE seq = ?", [top])
         con.run("COMMIT")
     except BaseException:
@@ -290,12 +296,42 @@ def _export(store, lake: Path, progress) -> LakeReport:
             "through_chain": chain[0] if chain else None,
             "files": files,
             "tables": list(table_files.values()),
+            "json_keys": keys,
+            "names": names,
         }
     )
     _write_manifest(lake, manifest)  # from here on the export counts: finish it
     _finish(lake, manifest)
     total = sum(e["events"] for e in manifest["exports"])
     return LakeReport(lake, export_id, added, len(files), top, total, tables)
+
+
+def _vocabulary(con, src: str, through: int) -> tuple[list[str], list[str]]:
+    """What a reader needs to know of the new events without reading them all again:
+    every key their documents use (so a masking reader knows which keys hold PII) and
+    the names of their steps, entities and feedback types (shown as they are)."""
+    keys = con.rows(
+        f"""
+        SELECT DISTINCT k FROM (
+            SELECT unnest(regexp_extract_all(metadata, $key, 1)) AS k
+            FROM ({src}) WHERE seq > $through
+            UNION ALL
+            SELECT unnest(regexp_extract_all(lead_snapshot, $key, 1))
+            FROM ({src}) WHERE seq > $through
+        ) ORDER BY k
+        """,
+        {"key": JSON_KEY, "through": through},
+    )
+    names = con.rows(
+        f"""
+        SELECT DISTINCT n FROM (
+            SELECT unnest([step_name, entity_name, feedback_type]) AS n
+            FROM ({src}) WHERE seq > $through
+        ) WHERE n IS NOT NULL ORDER BY n LIMIT {_NAMES}
+        """,
+        {"through": through},
+    )
+    return [k for (k,) in keys], [n for (n,) in names]
 
 
 def _write(reader: pa.RecordBatchReader, path: Path, seq: bool = True) -> tuple[int, int]:
