@@ -353,10 +353,6 @@ RETURNS = f"""
     WHERE type = 'feedback.received' AND feedback_type = 'return'
       AND timestamp >= $since - INTERVAL 1 DAY
     GROUP BY lead_id"""
-_RETURNED_NOW = f"""SUM(CASE WHEN e.type = 'feedback.received' AND e.feedback_type = 'return'
-                THEN {_returned_amount("e.")}
-                ELSE 0 END)"""
-
 _q(
     "source_performance_submission",
     f"""
@@ -384,32 +380,47 @@ ORDER BY profit DESC
 )
 _q(
     "source_performance_event",
+    # the returns apart, over feedback events only: read in the one aggregate, each
+    # event's metadata would be decoded (and on a masked view, masked) to find them
     f"""
-SELECT COALESCE(s.source, 'unknown') AS source,
-       COUNT(CASE WHEN e.type = 'source.submitted' THEN 1 END) AS submitted,
-       COUNT(CASE WHEN e.type = 'source.accepted' THEN 1 END) AS accepted,
-       CAST(COUNT(CASE WHEN e.type = 'source.accepted' THEN 1 END) AS DOUBLE)
-           / NULLIF(COUNT(CASE WHEN e.type = 'source.submitted' THEN 1 END), 0) AS acceptance_rate,
-       COUNT(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success' THEN 1 END) AS delivered,
-       CAST(COUNT(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success' THEN 1 END) AS DOUBLE)
-           / NULLIF(COUNT(CASE WHEN e.type = 'source.accepted' THEN 1 END), 0) AS delivery_rate,
-       SUM(CASE WHEN e.type LIKE 'source.%' THEN COALESCE(e.cost, 0) ELSE 0 END) AS lead_cost,
-       SUM(CASE WHEN e.type LIKE 'enhancement.%' THEN COALESCE(e.cost, 0) ELSE 0 END) AS enhancement_cost,
-       SUM(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success'
-                THEN COALESCE(e.revenue, 0) ELSE 0 END) AS revenue,
-       {_RETURNED_NOW} AS returned_revenue,
-       SUM(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success'
-                THEN COALESCE(e.revenue, 0) ELSE 0 END) - {_RETURNED_NOW} AS net_revenue,
-       SUM(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success'
-                THEN COALESCE(e.revenue, 0) ELSE 0 END) - SUM(COALESCE(e.cost, 0)) AS profit,
-       SUM(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success'
-                THEN COALESCE(e.revenue, 0) ELSE 0 END) - {_RETURNED_NOW}
-           - SUM(COALESCE(e.cost, 0)) AS net_profit
-FROM events e
-LEFT JOIN lead_summary s ON s.lead_id = e.lead_id
-WHERE e.timestamp >= $since AND e.timestamp < $until
-GROUP BY COALESCE(s.source, 'unknown')
-ORDER BY profit DESC
+WITH moved AS (
+    SELECT COALESCE(s.source, 'unknown') AS source,
+           COUNT(CASE WHEN e.type = 'source.submitted' THEN 1 END) AS submitted,
+           COUNT(CASE WHEN e.type = 'source.accepted' THEN 1 END) AS accepted,
+           COUNT(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success' THEN 1 END)
+               AS delivered,
+           SUM(CASE WHEN e.type LIKE 'source.%' THEN COALESCE(e.cost, 0) ELSE 0 END) AS lead_cost,
+           SUM(CASE WHEN e.type LIKE 'enhancement.%' THEN COALESCE(e.cost, 0) ELSE 0 END)
+               AS enhancement_cost,
+           SUM(CASE WHEN e.type = 'recipient.delivered' AND e.outcome = 'success'
+                    THEN COALESCE(e.revenue, 0) ELSE 0 END) AS revenue,
+           SUM(COALESCE(e.cost, 0)) AS total_cost
+    FROM events e
+    LEFT JOIN lead_summary s ON s.lead_id = e.lead_id
+    WHERE e.timestamp >= $since AND e.timestamp < $until
+    GROUP BY COALESCE(s.source, 'unknown')
+),
+returned AS (
+    SELECT COALESCE(s.source, 'unknown') AS source,
+           SUM({_returned_amount("e.")}) AS returned_revenue
+    FROM events e
+    LEFT JOIN lead_summary s ON s.lead_id = e.lead_id
+    WHERE e.type = 'feedback.received' AND e.feedback_type = 'return'
+      AND e.timestamp >= $since AND e.timestamp < $until
+    GROUP BY COALESCE(s.source, 'unknown')
+)
+SELECT m.source, m.submitted, m.accepted,
+       CAST(m.accepted AS DOUBLE) / NULLIF(m.submitted, 0) AS acceptance_rate,
+       m.delivered,
+       CAST(m.delivered AS DOUBLE) / NULLIF(m.accepted, 0) AS delivery_rate,
+       m.lead_cost, m.enhancement_cost, m.revenue,
+       COALESCE(r.returned_revenue, 0) AS returned_revenue,
+       m.revenue - COALESCE(r.returned_revenue, 0) AS net_revenue,
+       m.revenue - m.total_cost AS profit,
+       m.revenue - COALESCE(r.returned_revenue, 0) - m.total_cost AS net_profit
+FROM moved m
+LEFT JOIN returned r ON r.source = m.source
+ORDER BY profit DESC, m.source
 """,
 )
 

@@ -13,6 +13,7 @@ analysis, alert, diagnosis and the Dashboard runs on it unchanged.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -34,6 +35,9 @@ _QUIET = (
     "org.apache.spark.sql.execution.WholeStageCodegenExec",
     "org.apache.spark.sql.catalyst.expressions.codegen.GenerateUnsafeProjection",
 )
+# PySpark's loggers of a failed query, which print its text (and any value in it) to
+# the notebook: the session reports the failure itself, masked
+_QUIET_PY = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
 
 
 def local_spark(cores: int = 2, memory: str = "2g"):
@@ -64,7 +68,16 @@ def local_spark(cores: int = 2, memory: str = "2g"):
 
 
 def quiet(spark) -> None:
-    """Warnings only, and none for the masking's fall back to interpreted code."""
+    """Warnings only, none for the masking's fall back to interpreted code, and no log
+    of a failed query's text (the session's QueryError says what failed, masked)."""
+    try:
+        from pyspark.logger import PySparkLogger
+
+        get = PySparkLogger.getLogger  # of PySpark's class, as PySpark would make it
+    except ImportError:
+        get = logging.getLogger
+    for name in _QUIET_PY:
+        get(name).disabled = True
     try:
         spark.sparkContext.setLogLevel("ERROR")
         jvm = spark.sparkContext._jvm
