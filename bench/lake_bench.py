@@ -96,6 +96,12 @@ def main() -> None:
     last = on_lake.sql("SELECT max(timestamp) AS t FROM events").t[0]
     day = dict(since=(last - dt.timedelta(days=1)).floor("D"), until=last.floor("D"))
     runs = [(name, getattr(analytics, name)) for name in ANALYSES]
+    runs.append(
+        (
+            "source_performance by event",
+            functools.partial(analytics.source_performance, basis="event"),
+        )
+    )
     runs.append(("alerts.evaluate", alerts.evaluate))
     # one day of the week: Spark reads that day's partition only
     for name in ("success_rates", "rejection_analysis", "step_durations"):

@@ -270,6 +270,14 @@ def jupyterlab(root, store, base_dir):
         yield url, log
 
 
+# JupyterLab shows an error as stderr; a traceback tells it from a warning
+_FAILED_CELLS = (
+    "() => [...document.querySelectorAll('.jp-CodeCell')].filter(c => [...c.querySelectorAll("
+    "'.jp-OutputArea-output[data-mime-type=\"application/vnd.jupyter.stderr\"]')]"
+    ".some(o => o.textContent.includes('Traceback')))"
+)
+
+
 def open_and_run(page, url: str, name: str, *, all_but_last: bool = False, timeout=240_000):
     """Open notebook ``name`` in JupyterLab, wait for its kernel, run every cell (or all
     but the last) and wait until each has run."""
@@ -292,10 +300,21 @@ def open_and_run(page, url: str, name: str, *, all_but_last: bool = False, timeo
         " return window.jupyterapp.commands.execute(command); }",
         command,
     )
+    # every cell run, or one failed (Run All stops there: say which, not wait it out)
     page.wait_for_function(
-        "(skip) => { let p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
+        "(skip) => { if ((" + _FAILED_CELLS + ")().length) return true;"
+        " let p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
         ".map(e => e.textContent.trim()); if (skip) p = p.slice(0, -1);"
         " return p.length > 0 && p.every(t => /^\\[\\d+\\]:$/.test(t)); }",
         arg=all_but_last,
         timeout=timeout,
     )
+    failed = page.evaluate(
+        "() => (" + _FAILED_CELLS + ")().map(c => [c.querySelector('.jp-InputArea-editor')"
+        "?.textContent || '', c.querySelector('.jp-OutputArea').textContent])"
+    )
+    if failed:
+        source, error = failed[0]
+        raise AssertionError(
+            f"{name}: a cell failed\n--- cell\n{source[:600]}\n--- error\n{error[-1500:]}"
+        )

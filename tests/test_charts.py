@@ -3,6 +3,8 @@
 import datetime as dt
 import json
 import re
+import sys
+from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -236,6 +238,36 @@ def test_static_export(tmp_path, suffix, magic, browser):
     path = charts.export(fig, tmp_path / f"chart.{suffix}")
     head = path.read_bytes()[:200]
     assert magic in head
+
+
+def test_static_export_retries_a_tab_whose_page_had_not_loaded(tmp_path, monkeypatch):
+    # on a busy machine kaleido may run a figure before its tab's page has loaded; the
+    # export tries again (then restarts the browser) instead of failing the report
+    export_module = sys.modules["workbench.charts.export"]
+
+    calls, restarts = [], []
+
+    def flaky(fig, path, **kw):
+        calls.append(path)
+        if len(calls) <= 2:
+            raise RuntimeError("ReferenceError: kaleido_scopes is not defined")
+        Path(path).write_bytes(b"\x89PNG fake")
+
+    monkeypatch.setattr(go.Figure, "write_image", flaky)
+    monkeypatch.setattr(export_module, "_ensure_server", lambda: None)
+    monkeypatch.setattr(export_module, "_stop_server", lambda: restarts.append(1))
+    path = charts.export(go.Figure(), tmp_path / "c.png")
+    assert path.read_bytes().startswith(b"\x89PNG") and len(calls) == 3 and restarts == [1]
+
+    def broken(fig, path, **kw):
+        calls.append(path)
+        raise ValueError("width must be positive")
+
+    calls.clear()
+    monkeypatch.setattr(go.Figure, "write_image", broken)
+    with pytest.raises(ValueError, match="width"):  # any other error: at once, no retry
+        charts.export(go.Figure(), tmp_path / "d.png")
+    assert len(calls) == 1
 
 
 def test_html_export_is_self_contained(tmp_path):

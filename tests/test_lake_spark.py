@@ -346,6 +346,13 @@ def test_unmask_grants_and_the_audit_trail_work_as_on_a_store(pair):
         ("SELECT reflect('java.lang.System', 'getenv', 'HOME')", RelationNotAllowedError),
         ("SELECT input_file_name() FROM events", RelationNotAllowedError),
         ("SELECT * FROM read_files('/tmp')", RelationNotAllowedError),
+        # the view a time-bounded read is narrowed to is the session's, not the user's
+        ("SELECT * FROM _workbench_events_by_date", RelationNotAllowedError),
+        (
+            "SELECT count(*) FROM events WHERE timestamp >= reflect('java.lang.System', "
+            "'getenv', 'HOME')",
+            RelationNotAllowedError,
+        ),
     ],
 )
 def test_user_sql_on_spark_is_one_read_of_the_session_relations(pair, query, error):

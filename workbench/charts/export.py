@@ -149,11 +149,23 @@ def export(
         )
     _ensure_server()
     height = height or int(fig.layout.height or 450)
-    with _writing(p), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "kopts is ignored when using a server"
-        fig.write_image(
-            p, format=fmt, width=width, height=height, scale=scale if fmt == "png" else 1
-        )
+    for attempt in range(3):
+        try:
+            with _writing(p), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "kopts is ignored when using a server"
+                fig.write_image(
+                    p, format=fmt, width=width, height=height, scale=scale if fmt == "png" else 1
+                )
+            return p
+        except Exception as e:
+            # kaleido ran the figure in a tab whose page had not loaded yet (a busy
+            # machine): the tab is reloaded after each image, so try again, then again
+            # with the browser restarted
+            if attempt == 2 or "kaleido_scopes is not defined" not in str(e):
+                raise
+            if attempt == 1:
+                _stop_server()
+                _ensure_server()
     return p
 
 
