@@ -42,7 +42,7 @@ from ..store.schema import PARTITION_COLUMN, PUBLIC_COLUMNS
 from ..timeutil import as_utc, utc_iso
 from . import masking
 
-__all__ = ["LakeSession", "LAKE_RELATIONS", "inspect_spark_sql"]
+__all__ = ["LakeSession", "LAKE_RELATIONS", "checked_spark_sql", "inspect_spark_sql"]
 
 #: The relations a lake Session's SQL may read (the lake holds no quarantine or incidents).
 LAKE_RELATIONS = ("events", "lead_summary", "steps", "entities", "flows")
@@ -74,6 +74,27 @@ def inspect_spark_sql(query: str, relations=LAKE_RELATIONS) -> list[str]:
     >>> inspect_spark_sql("SELECT * FROM parquet.`/data/lake/events`")
     ['parquet.`/data/lake/events` is not a relation of this session (events, lead_summary, steps, entities, flows)']
     """
+    return _problems(_one_read(query), relations)
+
+
+def checked_spark_sql(query: str, relations=LAKE_RELATIONS) -> str:
+    """The text a session runs for ``query``: the query as the parser read it, written
+    out again without its comments, so Spark runs what was checked and nothing a
+    comment hid from the parser (Spark's ``--`` comment goes on past a line that ends
+    in a backslash; the parser's ends with its line). Raise
+    :class:`RelationNotAllowedError` when it reads anything but ``relations``.
+
+    >>> checked_spark_sql("SELECT type -- the kind\nFROM events WHERE seq > :n")
+    'SELECT type FROM events WHERE seq > :n'
+    """
+    stmt = _one_read(query)
+    bad = _problems(stmt, relations)
+    if bad:
+        raise RelationNotAllowedError("refused: " + "; ".join(bad))
+    return stmt.sql(dialect="spark", comments=False)
+
+
+def _one_read(query: str):
     import sqlglot
     from sqlglot import exp
 
@@ -91,22 +112,70 @@ def inspect_spark_sql(query: str, relations=LAKE_RELATIONS) -> list[str]:
         raise ReadOnlyViolation(
             f"only a read (SELECT, WITH ... SELECT) may run in a session, not {stmt.key.upper()}"
         )
+    return stmt
+
+
+def _problems(stmt, relations) -> list[str]:
+    from sqlglot import exp
+
     bad: list[str] = []
-    ctes = {c.alias_or_name.lower() for c in stmt.find_all(exp.CTE)}
     for table in stmt.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
             bad.append(f"table function {table.this.sql(dialect='spark')[:60]} is not allowed")
             continue
-        if table.db or table.catalog or table.name.lower() not in (*relations, *ctes):
+        name = table.name.lower()
+        if table.db or table.catalog or name not in (*relations, *_ctes_in_scope(table)):
             shown = table.sql(dialect="spark").split(" AS ")[0]
             bad.append(f"{shown} is not a relation of this session ({', '.join(relations)})")
     for fn in stmt.find_all(exp.Func):
-        name = (fn.name if isinstance(fn, exp.Anonymous) else fn.sql_name()).lower()
-        if name in _FORBIDDEN_FUNCTIONS:
-            bad.append(f"the function {name}() is not allowed in a session")
+        if _func_name(fn) in _FORBIDDEN_FUNCTIONS:
+            bad.append(f"the function {_func_name(fn)}() is not allowed in a session")
     for node in stmt.find_all(exp.Into, exp.Hint):
         bad.append(f"{node.key.upper()} is not allowed in a session")
     return bad
+
+
+_NONDETERMINISTIC = frozenset(
+    {
+        "rand",
+        "randn",
+        "random",
+        "randstr",
+        "uniform",
+        "uuid",
+        "shuffle",
+        "monotonically_increasing_id",
+        "spark_partition_id",
+    }
+)
+
+
+def _func_name(fn) -> str:
+    from sqlglot import exp
+
+    return (fn.name if isinstance(fn, exp.Anonymous) else fn.sql_name()).lower()
+
+
+def _ctes_in_scope(table) -> set[str]:
+    """The CTE names ``table`` can mean: those of each WITH around it, and in a CTE's
+    own body only the CTEs before it (Spark takes any other name, a later CTE's too, as
+    a relation of its catalogue)."""
+    from sqlglot import exp
+
+    names: set[str] = set()
+    child, node = table, table.parent
+    while node is not None:
+        if isinstance(node, exp.With):
+            ctes = list(node.expressions)
+            i = next((k for k, c in enumerate(ctes) if c is child), len(ctes))
+            upto = i + 1 if node.args.get("recursive") else i
+            names.update(c.alias_or_name.lower() for c in ctes[:upto])
+        else:
+            w = node.args.get("with_") or node.args.get("with")
+            if isinstance(w, exp.With) and w is not child:
+                names.update(c.alias_or_name.lower() for c in w.expressions)
+        child, node = node, node.parent
+    return names
 
 
 # $name (the analyses' and DuckDB's spelling) -> :name (Spark's), outside literals
@@ -156,6 +225,8 @@ def date_pruned(query: str) -> str:
             or select is None
             or select.args.get("where") is None
             or "start" not in table.this.meta
+            # events AS e(a, b, ...) names its columns anew: its timestamp may be another
+            or (table.args.get("alias") is not None and table.args["alias"].columns)
         ):
             continue
         ref = table.alias_or_name.lower()
@@ -198,6 +269,8 @@ def _bounds(where, ref: str, single: bool) -> tuple[list, list]:
         return not any(
             isinstance(n, exp.Column | exp.Subquery | exp.Select | exp.Star)
             or (isinstance(n, exp.Placeholder) and not n.this)
+            # a bound that differs each time it is read (rand()) differs in the copy too
+            or (isinstance(n, exp.Func) and _func_name(n) in _NONDETERMINISTIC)
             for n in node.walk()
         )
 
@@ -284,14 +357,21 @@ class _Views:
         spark, lake = self.spark, self.lake
         events_dir = lake / "events"
         schema = _events_schema()
-        if any(events_dir.glob(f"{PARTITION_COLUMN}=*/*.parquet")):
+        # the files the manifest lists, not whatever lies in the folder: a file put there
+        # by hand was never read for the keys its documents use, so could not be masked
+        files = [
+            str(lake / f)
+            for export in manifest.get("exports", ())
+            for f in export.get("files", ())
+            if isinstance(f, str)
+            and f.startswith("events/")
+            and ".." not in Path(f).parts
+            and (lake / f).is_file()
+        ]
+        if files:
             # the schema given, so no file is opened until a query reads it (a lake of
             # many days is not scanned for its footers at connect)
-            events = (
-                spark.read.schema(schema)
-                .option("basePath", str(events_dir))
-                .parquet(str(events_dir))
-            )
+            events = spark.read.schema(schema).option("basePath", str(events_dir)).parquet(*files)
         else:  # an export of an empty store: the relation, with no rows
             events = spark.createDataFrame([], schema)
         raw = {"events": events.select(*[F.col(f"`{c}`") for c in PUBLIC_COLUMNS])}
@@ -606,14 +686,12 @@ class LakeSession(Session):
             if not isinstance(query, str):
                 raise QueryError(f"sql() takes the query as text, not {type(query).__name__}")
             try:
-                bad = inspect_spark_sql(query)
-            except (ReadOnlyViolation, QueryError):
+                # what runs is what was checked: the parsed query written out again
+                text = checked_spark_sql(spark_params(query))
+            except (ReadOnlyViolation, QueryError, RelationNotAllowedError):
                 self._record("sql", outcome="refused", detail=detail)
                 raise
-            if bad:
-                self._record("sql", outcome="refused", detail=detail)
-                raise RelationNotAllowedError("refused: " + "; ".join(bad))
-            return self._read("sql", detail, lambda: self._df(query, params))
+            return self._read("sql", detail, lambda: self._df(text, params))
 
     def timeline(self, lead_id: str) -> pd.DataFrame:
         """Every event of one lead, in (timestamp, seq) order, metadata as (masked) dicts."""
