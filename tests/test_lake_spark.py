@@ -432,7 +432,7 @@ def test_ctes_read_as_spark_reads_them(pair):
     ],
 )
 def test_a_bound_the_pruning_cannot_copy_faithfully_is_left_as_it_is(query):
-    from workbench.lake.session import date_pruned
+    from workbench.lake.sparksql import date_pruned
 
     assert date_pruned(query) == query
 
