@@ -18,6 +18,7 @@ import os
 import re
 import threading
 import uuid
+import warnings
 import weakref
 from pathlib import Path
 
@@ -289,7 +290,11 @@ def _events_schema():
 
 def to_pandas(df) -> pd.DataFrame:
     """A Spark result as the DuckDB session returns it: times as UTC instants."""
-    out = df.toPandas()
+    with warnings.catch_warnings():
+        # PySpark warns on every result under pandas 3; the results are checked equal
+        # to DuckDB's (tests/test_lake_spark.py), so an analyst need not read it each time
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
+        out = df.toPandas()
     for col in out.columns:
         if pd.api.types.is_datetime64_any_dtype(out[col]) and out[col].dt.tz is None:
             out[col] = out[col].dt.tz_localize("UTC")
