@@ -156,7 +156,7 @@ def export(
                 fig.write_image(
                     p, format=fmt, width=width, height=height, scale=scale if fmt == "png" else 1
                 )
-            return p
+            break
         except Exception as e:
             # kaleido ran the figure in a tab whose page had not loaded yet (a busy
             # machine): the tab is reloaded after each image, so try again, then again

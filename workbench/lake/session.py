@@ -116,15 +116,7 @@ class _Views:
         schema = _events_schema()
         # the files the manifest lists, not whatever lies in the folder: a file put there
         # by hand was never read for the keys its documents use, so could not be masked
-        files = [
-            str(lake / f)
-            for export in manifest.get("exports", ())
-            for f in export.get("files", ())
-            if isinstance(f, str)
-            and f.startswith("events/")
-            and ".." not in Path(f).parts
-            and (lake / f).is_file()
-        ]
+        files = [f for export in manifest.get("exports", ()) for f in self._files(export)]
         if files:
             # the schema given, so no file is opened until a query reads it (a lake of
             # many days is not scanned for its footers at connect)
@@ -171,13 +163,22 @@ class _Views:
             if isinstance(export.get(field), list):
                 found.update(v for v in export[field] if isinstance(v, str))
             else:
-                unlisted += [f for f in export.get("files", ()) if (self.lake / f).is_file()]
+                unlisted += self._files(export)
         if unlisted:
-            ev = self.spark.read.option("basePath", str(self.lake / "events")).parquet(
-                *[str(self.lake / f) for f in unlisted]
-            )
+            ev = self.spark.read.option("basePath", str(self.lake / "events")).parquet(*unlisted)
             found |= scan(ev)
         return found
+
+    def _files(self, export: dict) -> list[str]:
+        """The event files one manifest entry lists that are in the lake's events folder."""
+        return [
+            str(self.lake / f)
+            for f in export.get("files", ())
+            if isinstance(f, str)
+            and f.startswith("events/")
+            and ".." not in Path(f).parts
+            and (self.lake / f).is_file()
+        ]
 
     @staticmethod
     def _json_keys(ev) -> set[str]:
